@@ -1,0 +1,9 @@
+"""Data transforms: loading, geometry and packing (registered in ``instseg.registry.TRANSFORMS``)."""
+
+from __future__ import annotations
+
+from .formatting import PackDetInputs
+from .geometric import RandomFlip, Resize
+from .loading import LoadAnnotations, LoadImageFromFile
+
+__all__ = ['LoadImageFromFile', 'LoadAnnotations', 'Resize', 'RandomFlip', 'PackDetInputs']

@@ -1,0 +1,6 @@
+"""Runner glue that mmengine lacks: safe checkpoint loading, atomic saves."""
+
+from .checkpoint import SAFE_GLOBALS, UnsafeCheckpointError, load_checkpoint_file, save_atomically
+from .runner import Runner
+
+__all__ = ['SAFE_GLOBALS', 'Runner', 'UnsafeCheckpointError', 'load_checkpoint_file', 'save_atomically']

@@ -1,0 +1,95 @@
+"""Loading checkpoints safely on torch >= 2.6, and writing them atomically.
+
+torch >= 2.6 unpickles with ``weights_only=True`` by default, which rejects the objects that
+mmengine 0.10.7 writes into a checkpoint (its ``HistoryBuffer`` log records hold numpy arrays), so
+``--resume`` fails as shipped. Rather than turn safe loading off, instseg keeps ``weights_only=True``
+and allows exactly the extra types that instseg's own checkpoints contain. A file that needs any other
+pickled object is refused with a message; users who trust such a file opt in with the environment
+variable ``INSTSEG_TRUST_CHECKPOINTS=1`` (or ``tools/train.py --trust-checkpoint``).
+"""
+
+from __future__ import annotations
+
+import os
+import os.path as osp
+import pickle
+from typing import Any
+
+import numpy as np
+import torch
+from mmengine.logging.history_buffer import HistoryBuffer
+from mmengine.runner.checkpoint import CheckpointLoader
+
+TRUST_ENV = 'INSTSEG_TRUST_CHECKPOINTS'
+
+
+def _numpy_globals() -> list[Any]:
+    """numpy objects that appear when arrays and scalars are pickled (names differ in numpy 1 and 2)."""
+    found: list[Any] = [np.ndarray, np.dtype]
+    for module_name in ('numpy._core.multiarray', 'numpy.core.multiarray'):
+        try:
+            module = __import__(module_name, fromlist=['_reconstruct', 'scalar'])
+        except ImportError:
+            continue
+        found += [module._reconstruct, module.scalar]
+        break
+    dtypes = getattr(np, 'dtypes', None)
+    if dtypes is not None:
+        found += [getattr(dtypes, name) for name in dir(dtypes) if name.endswith('DType')]
+    return found
+
+
+SAFE_GLOBALS: list[Any] = [HistoryBuffer, *_numpy_globals()]
+
+
+class UnsafeCheckpointError(pickle.UnpicklingError):
+    """A checkpoint holds pickled objects outside instseg's allowlist."""
+
+
+def trust_checkpoints() -> bool:
+    return os.environ.get(TRUST_ENV, '') not in ('', '0', 'false', 'False')
+
+
+def load_checkpoint_file(filename: str, map_location: Any = None) -> Any:
+    """``torch.load`` with ``weights_only=True`` plus instseg's allowlist.
+
+    Raises FileNotFoundError naming a missing file and :class:`UnsafeCheckpointError` naming the file
+    and the refused object when the checkpoint needs anything else, unless the user opted in.
+    """
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'Checkpoint {filename} does not exist')
+    if trust_checkpoints():
+        return torch.load(filename, map_location=map_location, weights_only=False)
+    with torch.serialization.safe_globals(SAFE_GLOBALS):
+        try:
+            return torch.load(filename, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as err:
+            raise UnsafeCheckpointError(
+                f'Refusing to load {filename}: it contains pickled objects that are not plain '
+                f'weights or types instseg writes ({str(err).splitlines()[0]}). Loading it could run '
+                f'arbitrary code. If you trust this file, set {TRUST_ENV}=1 or pass '
+                '--trust-checkpoint to the tool.'
+            ) from None
+
+
+def save_atomically(write: Any, path: str) -> None:
+    """Call ``write(tmp_path)`` then move the finished file to ``path`` in one rename.
+
+    A process killed mid-write leaves the previous file at ``path`` intact.
+    """
+    directory, name = osp.split(osp.abspath(path))
+    tmp = osp.join(directory, f'.{name}.tmp{os.getpid()}')
+    try:
+        write(tmp)
+        with open(tmp, 'rb+') as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+
+
+# Local paths (the scheme with an empty prefix) go through the safe loader everywhere mmengine
+# loads a checkpoint: ``load_from``, ``--resume``, ``init_cfg=dict(type='Pretrained', ...)``.
+CheckpointLoader.register_scheme(prefixes='', loader=load_checkpoint_file, force=True)

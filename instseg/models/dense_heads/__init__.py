@@ -1,0 +1,5 @@
+"""Dense (per-anchor) heads."""
+
+from .rpn_head import RPNHead
+
+__all__ = ['RPNHead']

@@ -1,0 +1,163 @@
+"""Per-RoI mask prediction (mmdetection's FCNMaskHead) and pasting masks back into the image."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+
+from instseg.models.layers import ConvModule
+from instseg.registry import MODELS
+
+
+@MODELS.register_module()
+class FCNMaskHead(BaseModule):
+    """``num_convs`` 3x3 convs, a 2x up-sampling and a 1x1 classifier. [K, C, 14, 14] -> [K, n, 28, 28].
+
+    ``n`` is ``num_classes`` (one mask per class, the RoI's label picks one) or 1 when
+    ``class_agnostic``. Targets are cut per positive RoI from the compact gt masks
+    (``masks.crop_and_resize``), never from full-image bitmaps.
+    """
+
+    def __init__(
+        self,
+        num_convs: int = 4,
+        roi_feat_size: int = 14,
+        in_channels: int = 256,
+        conv_kernel_size: int = 3,
+        conv_out_channels: int = 256,
+        num_classes: int = 80,
+        class_agnostic: bool = False,
+        upsample_cfg: dict = dict(type='deconv', scale_factor=2),
+        norm_cfg: dict | None = None,
+        loss_mask: dict = dict(type='CrossEntropyLoss', use_mask=True, loss_weight=1.0),
+        init_cfg: dict | list | None = None,
+    ) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.num_classes = num_classes
+        self.class_agnostic = class_agnostic
+        self.roi_feat_size = roi_feat_size
+        self.convs = nn.ModuleList(
+            ConvModule(
+                in_channels if i == 0 else conv_out_channels,
+                conv_out_channels,
+                conv_kernel_size,
+                padding=conv_kernel_size // 2,
+                norm_cfg=norm_cfg,
+            )
+            for i in range(num_convs)
+        )
+        channels = conv_out_channels if num_convs else in_channels
+        upsample_cfg = dict(upsample_cfg)
+        up_type = upsample_cfg.pop('type', 'deconv')
+        scale = upsample_cfg.pop('scale_factor', 2)
+        if up_type == 'deconv':
+            self.upsample = nn.ConvTranspose2d(channels, channels, scale, stride=scale)
+        elif up_type in ('nearest', 'bilinear'):
+            self.upsample = nn.Upsample(scale_factor=scale, mode=up_type)
+        elif up_type is None:
+            self.upsample, scale = None, 1
+        else:
+            raise KeyError(f"upsample_cfg type {up_type!r}; use 'deconv', 'nearest' or 'bilinear'")
+        self.scale_factor = scale
+        self.relu = nn.ReLU(inplace=True)
+        self.conv_logits = nn.Conv2d(channels, 1 if class_agnostic else num_classes, 1)
+        self.loss_mask = MODELS.build(loss_mask)
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        for module in (self.upsample, self.conv_logits):
+            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.kaiming_normal_(module.weight, mode='fan_out', nonlinearity='relu')
+                nn.init.zeros_(module.bias)
+
+    @property
+    def mask_size(self) -> int:
+        return self.roi_feat_size * self.scale_factor
+
+    def forward(self, x: Tensor) -> Tensor:
+        """RoI features [K, C, S, S] -> mask logits [K, n, S * scale, S * scale]."""
+        for conv in self.convs:
+            x = conv(x)
+        if self.upsample is not None:
+            x = self.upsample(x)
+            if isinstance(self.upsample, nn.ConvTranspose2d):
+                x = self.relu(x)
+        return self.conv_logits(x)
+
+    def get_targets(self, sampling_results: list, batch_gt_masks: list, size: int) -> Tensor:
+        """Binary targets [P, size, size] for the positive RoIs of all images, in sampling order."""
+        targets = [
+            gt_masks.crop_and_resize(
+                res.pos_priors.detach().float(),
+                (size, size),
+                res.pos_assigned_gt_inds,
+                device=res.pos_priors.device,
+            )
+            for res, gt_masks in zip(sampling_results, batch_gt_masks)
+        ]
+        return torch.cat(targets) if targets else torch.zeros((0, size, size))
+
+    def loss(self, mask_preds: Tensor, sampling_results: list, batch_gt_masks: list) -> Tensor:
+        """Per-pixel binary cross-entropy on the channel of each positive RoI's label."""
+        if mask_preds.size(0) == 0:
+            return mask_preds.sum() * 0.0
+        targets = self.get_targets(sampling_results, batch_gt_masks, mask_preds.size(-1))
+        labels = torch.cat([res.pos_gt_labels for res in sampling_results])
+        if self.class_agnostic:
+            labels = torch.zeros_like(labels)
+        return self.loss_mask(mask_preds, targets.to(mask_preds.device), labels)
+
+    def select_class(self, mask_preds: Tensor, labels: Tensor) -> Tensor:
+        """Probabilities of each RoI's own class. [K, n, s, s], [K] -> [K, s, s] in fp32."""
+        probs = mask_preds.float().sigmoid()
+        if self.class_agnostic:
+            return probs[:, 0]
+        return probs[torch.arange(probs.size(0), device=probs.device), labels]
+
+
+def paste_masks(
+    masks: Tensor, boxes: Tensor, img_shape: tuple[int, int], threshold: float = 0.5
+) -> Tensor:
+    """Paste RoI mask probabilities into a full image.
+
+    masks [K, s, s] in [0, 1], boxes [K, 4] in the target image's pixels -> BoolTensor[K, H, W].
+    Each mask is resampled bilinearly over the pixels its box covers only (pixel centres at +0.5),
+    so the cost grows with the boxes' area, not K x H x W arithmetic; pixels outside a box are False.
+    With ``threshold < 0`` the soft probabilities are returned as float instead.
+    """
+    height, width = int(img_shape[0]), int(img_shape[1])
+    soft = threshold < 0
+    out = torch.zeros(
+        (masks.size(0), height, width),
+        dtype=torch.float32 if soft else torch.bool,
+        device=masks.device,
+    )
+    if masks.size(0) == 0:
+        return out
+    boxes = boxes.float()
+    # Integer extents of each box, computed once on the CPU to avoid a device sync per mask.
+    extents = torch.stack(
+        [
+            boxes[:, 0].floor().clamp(0, width),
+            boxes[:, 1].floor().clamp(0, height),
+            boxes[:, 2].ceil().clamp(0, width),
+            boxes[:, 3].ceil().clamp(0, height),
+        ],
+        dim=1,
+    ).long().cpu().tolist()
+    masks = masks.float()[:, None]
+    for i, (x0, y0, x1, y1) in enumerate(extents):
+        if x1 <= x0 or y1 <= y0:
+            continue
+        bx1, by1, bx2, by2 = boxes[i]
+        xs = (torch.arange(x0, x1, device=masks.device, dtype=torch.float32) + 0.5 - bx1)
+        ys = (torch.arange(y0, y1, device=masks.device, dtype=torch.float32) + 0.5 - by1)
+        xs = xs / (bx2 - bx1).clamp(min=1e-6) * 2 - 1
+        ys = ys / (by2 - by1).clamp(min=1e-6) * 2 - 1
+        grid = torch.stack(torch.meshgrid(ys, xs, indexing='ij')[::-1], dim=-1)[None]
+        patch = F.grid_sample(masks[i : i + 1], grid, align_corners=False)[0, 0]
+        out[i, y0:y1, x0:x1] = patch if soft else patch >= threshold
+    return out
+

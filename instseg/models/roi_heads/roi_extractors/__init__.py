@@ -1,0 +1,5 @@
+"""RoI feature extractors."""
+
+from .single_level_roi_extractor import SingleRoIExtractor
+
+__all__ = ['SingleRoIExtractor']
