@@ -32,6 +32,9 @@ class TwoStageDetector(BaseModel):
         data_preprocessor: dict | None = None,
         init_cfg: dict | None = None,
     ) -> None:
+        if isinstance(data_preprocessor, dict):
+            # Built from instseg's registry so it resolves without a default scope being set.
+            data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg

@@ -80,6 +80,7 @@ class BboxOverlaps2D:
     def __call__(
         self, bboxes1: Tensor, bboxes2: Tensor, mode: str = 'iou', is_aligned: bool = False
     ) -> Tensor:
+        """Overlaps ``[N, M]`` (``[N]`` when aligned) in the promoted input dtype."""
         return bbox_overlaps(bboxes1, bboxes2, mode=mode, is_aligned=is_aligned)
 
     def __repr__(self) -> str:

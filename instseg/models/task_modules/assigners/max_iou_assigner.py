@@ -151,13 +151,15 @@ class MaxIoUAssigner:
         gt_inds = torch.where(pos, argmax_overlaps + 1, gt_inds)
 
         if self.match_low_quality:
-            gt_ids = torch.arange(1, num_gts + 1, device=overlaps.device)
             eligible = gt_max_overlaps >= self.min_pos_iou
             if self.gt_max_assign_all:
                 claims = (overlaps == gt_max_overlaps[:, None]) & eligible[:, None]
-                # The highest-index claiming gt wins, as a loop over gts in order would leave it.
-                claimant = (claims * gt_ids[:, None]).amax(dim=0)
+                # Of several claiming gts the last one wins, as a loop over gts in order would
+                # leave it; argmax returns the first maximum, so search the flipped claims.
+                last = num_gts - claims.flip(0).to(torch.uint8).argmax(dim=0)
+                claimant = torch.where(claims.any(dim=0), last, 0)
             else:
+                gt_ids = torch.arange(1, num_gts + 1, device=overlaps.device)
                 claimant = torch.zeros_like(gt_inds).scatter_reduce(
                     0, gt_argmax_overlaps, gt_ids * eligible, reduce='amax'
                 )

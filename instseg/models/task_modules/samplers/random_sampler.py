@@ -59,7 +59,7 @@ class RandomSampler:
     ) -> SamplingResult:
         """Sample from ``priors [N, 4]`` assigned to ``gt_bboxes [M, 4]`` / ``gt_labels [M]``.
 
-        ``assign_result`` is not modified; when gts are added the result's ``priors`` is
+        ``assign_result`` is not modified; when gts are added the result's ``all_priors`` is
         ``[M + N, 4]`` with the gts first.
         """
         check_sample_inputs(assign_result, priors, gt_bboxes, gt_labels, 'RandomSampler')

@@ -12,11 +12,10 @@ class SamplingResult:
     """Positive and negative priors drawn from one image's candidates.
 
     Attributes:
-        pos_inds: LongTensor ``[P]``, sorted indices of the positives into ``priors``.
-        neg_inds: LongTensor ``[Q]``, sorted indices of the negatives into ``priors``.
-        priors: Tensor ``[N', 4]``: every candidate, with the ground truths first when the sampler
-            added them as proposals (unlike mmdetection, whose ``priors`` property is the sampled
-            ones; see :attr:`sampled_priors`).
+        pos_inds: LongTensor ``[P]``, sorted indices of the positives into ``all_priors``.
+        neg_inds: LongTensor ``[Q]``, sorted indices of the negatives into ``all_priors``.
+        all_priors: Tensor ``[N', 4]``: every candidate ``pos_inds`` / ``neg_inds`` index into,
+            with the ground truths first when the sampler added them as proposals.
         pos_priors: Tensor ``[P, 4]``; neg_priors: Tensor ``[Q, 4]``.
         pos_gt_bboxes: Tensor ``[P, 4]``: the ground-truth box matched to each positive.
         pos_assigned_gt_inds: LongTensor ``[P]``: 0-based ground-truth index of each positive.
@@ -36,7 +35,7 @@ class SamplingResult:
     ) -> None:
         self.pos_inds = pos_inds
         self.neg_inds = neg_inds
-        self.priors = priors
+        self.all_priors = priors
         self.pos_priors = priors[pos_inds]
         self.neg_priors = priors[neg_inds]
         self.pos_is_gt = gt_flags[pos_inds]
@@ -46,14 +45,17 @@ class SamplingResult:
         self.pos_gt_bboxes = gt_bboxes.reshape(-1, 4)[self.pos_assigned_gt_inds]
 
     @property
-    def sampled_priors(self) -> Tensor:
-        """Positives then negatives, ``[P + Q, 4]``: the RoIs a box head is trained on."""
+    def priors(self) -> Tensor:
+        """Positives then negatives, ``[P + Q, 4]``: the RoIs a box head is trained on.
+
+        As in mmdetection; every candidate is :attr:`all_priors`.
+        """
         return torch.cat([self.pos_priors, self.neg_priors])
 
     def __repr__(self) -> str:
         return (
             f'{type(self).__name__}(num_gts={self.num_gts}, num_pos={self.pos_inds.numel()}, '
-            f'num_neg={self.neg_inds.numel()}, num_candidates={self.priors.shape[0]})'
+            f'num_neg={self.neg_inds.numel()}, num_candidates={self.all_priors.shape[0]})'
         )
 
 
