@@ -39,7 +39,22 @@ def _numpy_globals() -> list[Any]:
     return found
 
 
-SAFE_GLOBALS: list[Any] = [HistoryBuffer, *_numpy_globals()]
+def _history_buffer_getattr(obj: Any, name: str) -> Any:
+    """``getattr`` as a pickle may call it: only for HistoryBuffer's statistics methods.
+
+    mmengine's ``HistoryBuffer`` pickles its statistics methods as ``getattr(HistoryBuffer, 'mean')``;
+    a general ``getattr`` would let a crafted file reach arbitrary attributes, so nothing else passes.
+    """
+    if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(f'getattr({obj!r}, {name!r}) is not allowed in a checkpoint')
+
+
+SAFE_GLOBALS: list[Any] = [
+    HistoryBuffer,
+    (_history_buffer_getattr, 'builtins.getattr'),
+    *_numpy_globals(),
+]
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
@@ -66,11 +81,25 @@ def load_checkpoint_file(filename: str, map_location: Any = None) -> Any:
             return torch.load(filename, map_location=map_location, weights_only=True)
         except pickle.UnpicklingError as err:
             raise UnsafeCheckpointError(
-                f'Refusing to load {filename}: it contains pickled objects that are not plain '
-                f'weights or types instseg writes ({str(err).splitlines()[0]}). Loading it could run '
-                f'arbitrary code. If you trust this file, set {TRUST_ENV}=1 or pass '
+                f'Refusing to load {filename}: it contains pickled objects that are neither '
+                f'weights nor types instseg writes ({_refused(filename, err)}), and loading them '
+                f'could run arbitrary code. If you trust this file, set {TRUST_ENV}=1 or pass '
                 '--trust-checkpoint to the tool.'
             ) from None
+
+
+def _refused(filename: str, err: Exception) -> str:
+    """Names of the globals in ``filename`` that the allowlist refuses, for the error message."""
+    try:
+        allowed = {
+            g[1] if isinstance(g, tuple) else f'{g.__module__}.{g.__qualname__}'
+            for g in SAFE_GLOBALS
+        }
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(filename)
+        names = [n for n in names if n not in allowed]
+    except Exception:  # an unreadable file: fall back to torch's own words
+        names = []
+    return ', '.join(names) if names else str(err).strip().splitlines()[-1]
 
 
 def save_atomically(write: Any, path: str) -> None:

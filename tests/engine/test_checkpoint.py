@@ -1,0 +1,109 @@
+"""Safe checkpoint loading (torch >= 2.6 weights_only) and atomic writes."""
+
+from __future__ import annotations
+
+import fractions
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmengine.logging import HistoryBuffer
+from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
+
+from instseg.engine.checkpoint import (
+    TRUST_ENV,
+    UnsafeCheckpointError,
+    load_checkpoint_file,
+    save_atomically,
+)
+
+
+class _Exploit:
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}',))
+
+
+def test_instseg_checkpoint_contents_load_safely(tmp_path: Path) -> None:
+    buffer = HistoryBuffer()
+    buffer.update(0.5)
+    buffer.update(0.25)
+    ckpt = {
+        'meta': {'epoch': 3, 'dataset_meta': {'classes': ('a', 'b'), 'palette': [(1, 2, 3)]}},
+        'state_dict': {'w': torch.ones(2)},
+        'message_hub': {
+            'log_scalars': {'train/loss': buffer},
+            'runtime_info': {'iter': 10, 'np_scalar': np.float64(0.5), 'arr': np.arange(3)},
+        },
+    }
+    path = tmp_path / 'epoch_3.pth'
+    torch.save(ckpt, path)
+    loaded = load_checkpoint_file(str(path))
+    assert loaded['meta']['epoch'] == 3
+    assert loaded['message_hub']['log_scalars']['train/loss'].mean() == pytest.approx(0.375)
+    assert loaded['message_hub']['runtime_info']['arr'].tolist() == [0, 1, 2]
+    # mmengine's own loading path (load_from, resume, Pretrained init) goes through it too
+    assert _load_checkpoint(str(path))['meta']['epoch'] == 3
+
+
+def test_malicious_checkpoint_is_refused_and_never_runs(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    marker = tmp_path / 'pwned'
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {}, 'payload': _Exploit(str(marker))}, path)
+    with pytest.raises(UnsafeCheckpointError) as err:
+        CheckpointLoader.load_checkpoint(str(path))
+    assert str(path) in str(err.value) and TRUST_ENV in str(err.value)
+    assert 'system' in str(err.value)
+    assert not marker.exists()
+
+
+def test_trusted_checkpoint_opt_in(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / 'custom.pth'
+    torch.save({'value': fractions.Fraction(1, 3)}, path)
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    with pytest.raises(UnsafeCheckpointError):
+        load_checkpoint_file(str(path))
+    monkeypatch.setenv(TRUST_ENV, '1')
+    assert load_checkpoint_file(str(path))['value'] == fractions.Fraction(1, 3)
+
+
+def test_missing_checkpoint_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match='nope.pth'):
+        load_checkpoint_file(str(tmp_path / 'nope.pth'))
+
+
+def test_atomic_save_keeps_previous_file_when_writing_fails(tmp_path: Path) -> None:
+    path = tmp_path / 'latest.pth'
+    torch.save({'v': 1}, path)
+
+    def failing_write(tmp: str) -> None:
+        with open(tmp, 'wb') as f:
+            f.write(b'half a checkpoint')
+        raise RuntimeError('killed mid-write')
+
+    with pytest.raises(RuntimeError):
+        save_atomically(failing_write, str(path))
+    assert torch.load(path)['v'] == 1
+    assert os.listdir(tmp_path) == ['latest.pth']  # no temp file left behind
+
+    save_atomically(lambda tmp: torch.save({'v': 2}, tmp), str(path))
+    assert torch.load(path)['v'] == 2
+
+
+class _GetattrEscape:
+    def __reduce__(self):
+        # getattr is allowed only for HistoryBuffer's statistics methods
+        return (getattr, (HistoryBuffer, '__init__'))
+
+
+def test_getattr_beyond_history_buffer_methods_is_refused(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    path = tmp_path / 'escape.pth'
+    torch.save({'x': _GetattrEscape()}, path)
+    with pytest.raises(UnsafeCheckpointError, match='escape.pth'):
+        load_checkpoint_file(str(path))
