@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from instseg.evaluation.numpy_cocoeval import NumpyCOCOeval
+
 # Area ranges in the order of pycocotools' default ``params.areaRngLbl``.
 _AREA_INDEX = {'all': 0, 's': 1, 'm': 2, 'l': 3}
 _AREA_LABEL = {'all': 'all', 's': 'small', 'm': 'medium', 'l': 'large'}
@@ -22,15 +24,15 @@ _AREA_LABEL = {'all': 'all', 's': 'small', 'm': 'medium', 'l': 'large'}
 def coco_api() -> tuple[type, Callable[..., Any]]:
     """The COCO ground-truth class and a ``COCOeval``-like factory ``(gt, dt, iou_type)``.
 
-    faster-coco-eval (same API, evaluation in C++) is used when it is installed, else pycocotools.
+    faster-coco-eval (same API, evaluation in C++) is used when it is installed, else pycocotools
+    with numpy matching (:class:`NumpyCOCOeval`).
     """
     try:
         from faster_coco_eval.core import COCO, COCOeval_faster
     except ImportError:
         from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
 
-        return COCO, COCOeval
+        return COCO, NumpyCOCOeval
 
     def make_eval(gt: Any, dt: Any, iou_type: str) -> Any:
         return COCOeval_faster(gt, dt, iou_type, print_function=print)
@@ -125,7 +127,9 @@ def summary_stats(evaluator: Any) -> dict[str, float]:
     return stats
 
 
-def summary_table(stats: dict[str, float], iou_thrs: Sequence[float], max_dets: Sequence[int]) -> str:
+def summary_table(
+    stats: dict[str, float], iou_thrs: Sequence[float], max_dets: Sequence[int]
+) -> str:
     """pycocotools' 12-line summary, printed with the ``maxDets`` each number really used."""
     largest = max_dets[-1]
     span = f'{iou_thrs[0]:0.2f}:{iou_thrs[-1]:0.2f}'
@@ -168,6 +172,8 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     rule = '+' + '+'.join('-' * (w + 2) for w in widths) + '+'
 
     def line(values: Sequence[str]) -> str:
-        return '| ' + ' | '.join(str(v).ljust(w) for v, w in zip(values, widths, strict=True)) + ' |'
+        return (
+            '| ' + ' | '.join(str(v).ljust(w) for v, w in zip(values, widths, strict=True)) + ' |'
+        )
 
     return '\n'.join([rule, line(header), rule, *(line(r) for r in cells), rule])

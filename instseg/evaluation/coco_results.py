@@ -31,8 +31,8 @@ def encode_mask_results(masks: torch.Tensor | np.ndarray | Sequence[dict]) -> li
     """Encode binary masks as compressed COCO RLE.
 
     Args:
-        masks: BoolTensor / uint8 tensor or array [K, H, W], or a list of K RLE dicts (compressed,
-            or uncompressed with a list of counts), which are returned compressed.
+        masks: BoolTensor / uint8 tensor or array [K, H, W], a list of K RLE dicts (compressed,
+            or uncompressed with a list of counts), or a mask container with ``to_rle()``.
 
     Returns:
         K dicts ``{'size': [H, W], 'counts': bytes}``.
@@ -49,6 +49,8 @@ def encode_mask_results(masks: torch.Tensor | np.ndarray | Sequence[dict]) -> li
             chunk = np.asfortranarray(chunk.astype(np.uint8, copy=False).transpose(1, 2, 0))
             encoded.extend(mask_util.encode(chunk))
         return encoded
+    if hasattr(masks, 'to_rle'):
+        masks = masks.to_rle()
     encoded = []
     for rle in masks:
         if not isinstance(rle, dict) or 'size' not in rle or 'counts' not in rle:
