@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+# Tests run in parallel processes (pytest -n 2) on a 2-core machine: one thread each avoids
+# oversubscription, which makes small convolutions several times slower.
+torch.set_num_threads(1)
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / 'shared' / 'data'
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import timm
 import torch
@@ -20,7 +20,7 @@ _STEM = ('conv1', 'bn1', 'act1', 'maxpool')
 _DEFAULT_NORM_CFG = dict(type='BN', requires_grad=True)
 
 
-def _timm_norm_layer(norm_cfg: dict):
+def _timm_norm_layer(norm_cfg: dict) -> Callable[..., nn.Module]:
     """A ``norm_layer`` callable for timm that builds ``norm_cfg``'s layer for a channel count."""
 
     def norm_layer(num_features: int, device=None, dtype=None) -> nn.Module:

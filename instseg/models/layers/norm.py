@@ -40,8 +40,7 @@ def build_norm_layer(cfg: dict, num_features: int) -> tuple[str, nn.Module]:
         num_groups = kwargs.pop('num_groups')
         if num_features % num_groups != 0:
             raise ValueError(
-                f'norm_cfg {cfg!r}: {num_features} channels do not split into '
-                f'{num_groups} groups'
+                f'norm_cfg {cfg!r}: {num_features} channels do not split into {num_groups} groups'
             )
         layer = layer_cls(num_groups, num_features, **kwargs)
     else:

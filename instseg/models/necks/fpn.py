@@ -18,7 +18,7 @@ _DEFAULT_INIT_CFG = dict(type='Xavier', layer='Conv2d', distribution='uniform')
 
 @MODELS.register_module()
 class FPN(BaseModule):
-    """Top-down feature pyramid: one ``out_channels`` map per input level, plus extra coarser levels.
+    """Top-down feature pyramid: one ``out_channels`` map per input level plus coarser extras.
 
     Each used input level gets a 1x1 lateral conv (``lateral_convs.{i}.conv``); coarser laterals
     are upsampled to the finer lateral's size and added; a 3x3 conv (``fpn_convs.{i}.conv``)
