@@ -1,13 +1,15 @@
-"""Datasets (registered in ``instseg.registry.DATASETS``) and their transforms."""
+"""Datasets (``DATASETS``), batch samplers (``DATA_SAMPLERS``) and transforms (``TRANSFORMS``)."""
 
 from __future__ import annotations
 
 from . import transforms  # noqa: F401  (registers the transforms)
 from .coco import COCO_CLASSES, CocoDataset
 from .demo_shapes import SHAPE_CLASSES, DemoShapesDataset, generate_shapes_dataset
+from .samplers import AspectRatioBatchSampler
 
 __all__ = [
     'COCO_CLASSES',
+    'AspectRatioBatchSampler',
     'CocoDataset',
     'SHAPE_CLASSES',
     'DemoShapesDataset',

@@ -2,7 +2,9 @@
 
 Every image holds 2-8 objects of 4 classes (ellipse, rectangle, triangle, ring), rotated and
 elongated, some overlapping (later objects occlude earlier ones and the visible part is
-annotated) and some touching. Masks are annotated as compressed COCO RLE, and as polygons in every
+annotated) and some touching. An object that would leave an earlier one with less than 30% of
+its area visible is not placed, so no instance is mostly hidden and every painted object is
+annotated. Masks are annotated as compressed COCO RLE, and as polygons in every
 other image where a polygon reproduces the visible mask exactly, so both annotation paths run.
 Category ids are non-contiguous (1, 3, 5, 7). Output is byte-identical for a given seed.
 """
@@ -36,7 +38,7 @@ _MIN_VISIBLE = 0.3  # an object must keep this fraction of its area visible
 
 def _shape_patch(rng: np.random.Generator, label: int, scale: float) -> np.ndarray:
     """A tight bool mask [h, w] of one randomly sized, elongated and rotated shape."""
-    major = rng.uniform(14.0, 70.0) * scale
+    major = rng.uniform(16.0, 70.0) * scale
     aspect = rng.uniform(0.6, 1.0) if SHAPE_CLASSES[label] == 'ring' else rng.uniform(0.45, 1.0)
     angle = rng.uniform(0.0, 180.0)
     side = int(math.ceil(major)) + 6
@@ -44,10 +46,11 @@ def _shape_patch(rng: np.random.Generator, label: int, scale: float) -> np.ndarr
     patch = np.zeros((side, side), np.uint8)
     name = SHAPE_CLASSES[label]
     if name in ('ellipse', 'ring'):
-        axes = (max(int(round(major / 2)), 2), max(int(round(major * aspect / 2)), 2))
+        # A ring needs a minor semi-axis of >= 6 px to keep both its hole and a 3 px wide band.
+        min_axis = 6 if name == 'ring' else 2
+        axes = (max(round(major / 2), min_axis), max(round(major * aspect / 2), min_axis))
         cv2.ellipse(patch, (int(centre), int(centre)), axes, angle, 0, 360, 1, -1)
         if name == 'ring':
-            # Keep the band at least 3 px wide so the hole survives resizing.
             inner = min(rng.uniform(0.45, 0.65), 1.0 - 3.0 / axes[1])
             inner_axes = (int(axes[0] * inner), int(axes[1] * inner))
             cv2.ellipse(patch, (int(centre), int(centre)), inner_axes, angle, 0, 360, 0, -1)
@@ -73,7 +76,9 @@ def _paste(patch: np.ndarray, y0: int, x0: int, size: int) -> np.ndarray:
     return full
 
 
-def _propose(rng: np.random.Generator, patch: np.ndarray, placed: list[dict], size: int):
+def _propose(
+    rng: np.random.Generator, patch: np.ndarray, placed: list[dict], size: int
+) -> tuple[int, int] | None:
     """Top-left corner for ``patch``: free, overlapping a placed object, or touching one."""
     h, w = patch.shape
     mode = rng.choice(['free', 'overlap', 'touch'], p=[0.5, 0.3, 0.2]) if placed else 'free'
@@ -81,14 +86,13 @@ def _propose(rng: np.random.Generator, patch: np.ndarray, placed: list[dict], si
         return int(rng.integers(0, size - h + 1)), int(rng.integers(0, size - w + 1))
     other = placed[int(rng.integers(len(placed)))]
     cy, cx = other['centre']
-    theta = rng.uniform(0, 2 * np.pi)
+    dy, dx = np.sin(theta := rng.uniform(0, 2 * np.pi)), np.cos(theta)
     if mode == 'overlap':
         reach = rng.uniform(0.35, 0.8) * (max(h, w) + max(other['patch'].shape)) / 2
-        return int(round(cy + reach * np.sin(theta) - h / 2)), int(round(cx + reach * np.cos(theta) - w / 2))
+        return round(cy + reach * dy - h / 2), round(cx + reach * dx - w / 2)
     # Slide out from the other object's centre until the two no longer share a pixel.
     for step in range(size):
-        y0 = int(round(cy + step * np.sin(theta) - h / 2))
-        x0 = int(round(cx + step * np.cos(theta) - w / 2))
+        y0, x0 = round(cy + step * dy - h / 2), round(cx + step * dx - w / 2)
         if y0 < 0 or x0 < 0 or y0 + h > size or x0 + w > size:
             return None
         if not (other['full'][y0 : y0 + h, x0 : x0 + w] & patch).any():
@@ -130,7 +134,7 @@ def _background(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.nda
     other = np.clip(base + rng.uniform(-35, 35, size=3), 0, 255)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     angle = rng.uniform(0, 2 * np.pi)
-    t = (np.cos(angle) * xx + np.sin(angle) * yy - min(0, np.cos(angle)) - min(0, np.sin(angle)))
+    t = np.cos(angle) * xx + np.sin(angle) * yy - min(0, np.cos(angle)) - min(0, np.sin(angle))
     t = (t / t.max())[..., None]
     img = base * (1 - t) + other * t
     blobs = rng.normal(0, 12, size=(5, 5, 3)).astype(np.float32)
@@ -171,8 +175,10 @@ def _polygons(mask: np.ndarray) -> list[list[float]] | None:
     if not polygons:
         return None
     h, w = mask.shape
-    decoded = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(polygons, h, w)))
-    return polygons if np.array_equal(decoded.astype(bool), mask) else None
+    # Equal compressed RLEs <=> equal masks.
+    rasterised = mask_utils.merge(mask_utils.frPyObjects(polygons, h, w))
+    exact = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return polygons if rasterised['counts'] == exact['counts'] else None
 
 
 def _make_image(rng: np.random.Generator, size: int, as_polygons: bool):
@@ -204,20 +210,21 @@ def _make_image(rng: np.random.Generator, size: int, as_polygons: bool):
 
 
 @contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``lock_path`` so concurrent generators take turns."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, 'a') as handle:
-        try:
-            import fcntl
-        except ImportError:  # no flock (Windows): the temp-dir-and-rename still applies
-            yield
-            return
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _exclusive(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` so concurrent generators take turns."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): the temp-dir-and-rename still applies
+        yield
+        return
+    # Locking the folder itself leaves no lock file behind.
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _generator_info(ann_file: Path) -> dict | None:
@@ -243,7 +250,7 @@ def write_shapes_split(
     if img_dir == ann_file.parent or img_dir in ann_file.parents:
         raise ValueError(f'Image folder {img_dir} must not contain the annotation file {ann_file}')
     info = dict(version=_GENERATOR_VERSION, num_images=num_images, image_size=image_size, seed=seed)
-    with _exclusive(ann_file.parent / f'.{ann_file.name}.lock'):
+    with _exclusive(ann_file.parent):
         if img_dir.is_dir() and _generator_info(ann_file) == info:
             return
         if img_dir.exists() and any(p.suffix != '.png' for p in img_dir.iterdir()):
@@ -310,7 +317,8 @@ class DemoShapesDataset(CocoDataset):
     num_images=320)``.
 
     Args:
-        num_images: images in this split.
+        num_images: images in this split, or a dict by split name (``dict(train=400, val=50)``)
+            where the split is ``ann_file``'s stem without its ``instances_`` prefix.
         image_size: side of the square images in pixels.
         seed: generation seed.
         Others as :class:`CocoDataset`.
@@ -321,19 +329,34 @@ class DemoShapesDataset(CocoDataset):
         palette=[(220, 20, 60), (0, 130, 200), (60, 180, 75), (255, 160, 0)],
     )
 
-    def __init__(self, *args, num_images: int = 100, image_size: int = 160, seed: int = 0,
-                 **kwargs) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *args,
+        num_images: int | dict[str, int] = 100,
+        image_size: int = 160,
+        seed: int = 0,
+        **kwargs,
+    ) -> None:
         self.num_images = num_images
         self.image_size = image_size
         self.seed = seed
         super().__init__(*args, **kwargs)
 
+    def _split_size(self) -> int:
+        if not isinstance(self.num_images, dict):
+            return int(self.num_images)
+        split = Path(self.ann_file).stem.removeprefix('instances_')
+        if split not in self.num_images:
+            raise KeyError(
+                f'num_images={self.num_images} has no entry for split {split!r} '
+                f'(from ann_file {self.ann_file})'
+            )
+        return int(self.num_images[split])
+
     def load_data_list(self) -> list[dict]:
         """Generate the split if needed, then parse it as COCO."""
         ann_file = Path(self.ann_file)
         if not ann_file.exists() or _generator_info(ann_file) is not None:
-            write_shapes_split(
-                self.data_prefix.get('img', ''), ann_file, self.num_images, self.image_size,
-                self.seed,
-            )  # fmt: skip
+            img_dir = self.data_prefix.get('img', '')
+            write_shapes_split(img_dir, ann_file, self._split_size(), self.image_size, self.seed)
         return super().load_data_list()

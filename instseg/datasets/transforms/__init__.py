@@ -1,4 +1,4 @@
-"""Data transforms: loading, geometry and packing (registered in ``instseg.registry.TRANSFORMS``)."""
+"""Data transforms: loading, geometry, packing (registered in ``instseg.registry.TRANSFORMS``)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,9 @@ TRANSFORMS.register_module(module=LoadImageFromFile)
 
 
 def _empty_rle(height: int, width: int) -> dict:
-    return mask_utils.frPyObjects({'size': [height, width], 'counts': [height * width]}, height, width)
+    return mask_utils.frPyObjects(
+        {'size': [height, width], 'counts': [height * width]}, height, width
+    )
 
 
 def _valid_polygons(segmentation: list) -> list[list[float]]:
