@@ -28,6 +28,7 @@ from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
 from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
 from mmengine.registry import TASK_UTILS as MMENGINE_TASK_UTILS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
+from mmengine.registry import WEIGHT_INITIALIZERS as MMENGINE_WEIGHT_INITIALIZERS
 from mmengine.registry import Registry
 
 
@@ -94,6 +95,7 @@ FUNCTIONS = _child('function', MMENGINE_FUNCTIONS, 'instseg.datasets')
 MODELS = _child('model', MMENGINE_MODELS, 'instseg.models')
 MODEL_WRAPPERS = _child('model_wrapper', MMENGINE_MODEL_WRAPPERS, 'instseg.models')
 TASK_UTILS = _child('task util', MMENGINE_TASK_UTILS, 'instseg.models.task_modules')
+WEIGHT_INITIALIZERS = _child('weight initializer', MMENGINE_WEIGHT_INITIALIZERS, 'instseg.models')
 
 METRICS = _child('metric', MMENGINE_METRICS, 'instseg.evaluation')
 EVALUATOR = _child('evaluator', MMENGINE_EVALUATOR, 'instseg.evaluation')

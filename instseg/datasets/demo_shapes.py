@@ -1,11 +1,12 @@
 """A generated COCO-format dataset of coloured shapes on textured backgrounds, for demos and tests.
 
-Every image holds 2-8 objects of 4 classes (ellipse, rectangle, triangle, ring), rotated and
-elongated, some overlapping (later objects occlude earlier ones and the visible part is
-annotated) and some touching. An object that would leave an earlier one with less than 30% of
-its area visible is not placed, so no instance is mostly hidden and every painted object is
-annotated. Masks are annotated as compressed COCO RLE, and as polygons in every
-other image where a polygon reproduces the visible mask exactly, so both annotation paths run.
+Every image holds 2-8 objects of 4 classes (ellipse, rectangle, triangle, ring), each class in its
+own hue family (red, green, blue, yellow, with jittered hue, saturation and brightness), rotated
+and elongated, 40-100 px long at 160 px, some overlapping (later objects occlude earlier ones and
+the visible part is annotated) and some touching. An object that would leave an earlier one with
+less than 30% of its area visible is not placed, so no instance is mostly hidden and every painted
+object is annotated. Masks are annotated as compressed COCO RLE, and as polygons in every other
+image where a polygon reproduces the visible mask exactly, so both annotation paths run.
 Category ids are non-contiguous (1, 3, 5, 7). Output is byte-identical for a given seed.
 """
 
@@ -32,13 +33,15 @@ from .coco import CocoDataset
 SHAPE_CLASSES = ('ellipse', 'rectangle', 'triangle', 'ring')
 SHAPE_CAT_IDS = (1, 3, 5, 7)
 # Bump when the generator's output changes, so stale sets on disk are regenerated.
-_GENERATOR_VERSION = 1
+_GENERATOR_VERSION = 4
 _MIN_VISIBLE = 0.3  # an object must keep this fraction of its area visible
 
 
 def _shape_patch(rng: np.random.Generator, label: int, scale: float) -> np.ndarray:
     """A tight bool mask [h, w] of one randomly sized, elongated and rotated shape."""
-    major = rng.uniform(16.0, 70.0) * scale
+    # Long sides of 40-100 px at 160 px: smaller objects are a few cells of the stride-4 feature
+    # map, where 28x28 masks and box deltas are coarse and a demo would mostly measure pixel rounding.
+    major = rng.uniform(40.0, 100.0) * scale
     aspect = rng.uniform(0.6, 1.0) if SHAPE_CLASSES[label] == 'ring' else rng.uniform(0.45, 1.0)
     angle = rng.uniform(0.0, 180.0)
     side = int(math.ceil(major)) + 6
@@ -147,14 +150,25 @@ def _background(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.nda
     return img.astype(np.float32), base
 
 
-def _colours(rng: np.random.Generator, background: np.ndarray, count: int) -> list[np.ndarray]:
-    """Object colours far from the background and from each other."""
+# OpenCV hue (0-180) at the centre of each class's colour family: red, green, blue, yellow.
+_CLASS_HUES = (0, 60, 120, 28)
+
+
+def _colours(rng: np.random.Generator, background: np.ndarray, labels: list[int]) -> list[np.ndarray]:
+    """BGR object colours from each class's hue family, far from the background and each other.
+
+    Each class has its own hue family (with jitter, and random saturation and brightness), on top of
+    its own shape: a model trained from scratch on a CPU for a few minutes can then learn the classes,
+    which shape alone does not allow in that budget.
+    """
     colours: list[np.ndarray] = []
-    for _ in range(count):
+    for label in labels:
         for tries in range(200):
-            colour = rng.uniform(0, 255, size=3)
-            far_from_bg = np.linalg.norm(colour - background) >= 120 - tries * 0.3
-            far_from_others = all(np.linalg.norm(colour - c) >= 70 - tries * 0.3 for c in colours)
+            hue = (_CLASS_HUES[label] + rng.uniform(-10, 10)) % 180
+            hsv = np.array([[[hue, rng.uniform(140, 255), rng.uniform(110, 255)]]], np.float32)
+            colour = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR)[0, 0].astype(np.float64)
+            far_from_bg = np.linalg.norm(colour - background) >= 110 - tries * 0.3
+            far_from_others = all(np.linalg.norm(colour - c) >= 40 - tries * 0.2 for c in colours)
             if far_from_bg and far_from_others:
                 break
         colours.append(colour)
@@ -185,7 +199,8 @@ def _make_image(rng: np.random.Generator, size: int, as_polygons: bool):
     """One BGR uint8 image [size, size, 3] and its annotations (without ids)."""
     placed = _layout(rng, size)
     img, bg_colour = _background(rng, size)
-    for obj, colour in zip(placed, _colours(rng, bg_colour, len(placed)), strict=True):
+    labels = [obj['label'] for obj in placed]
+    for obj, colour in zip(placed, _colours(rng, bg_colour, labels), strict=True):
         img[obj['full']] = colour
     img += rng.normal(0, 4, size=img.shape).astype(np.float32)
     img = np.clip(np.round(img), 0, 255).astype(np.uint8)

@@ -45,7 +45,10 @@ def _history_buffer_getattr(obj: Any, name: str) -> Any:
     mmengine's ``HistoryBuffer`` pickles its statistics methods as ``getattr(HistoryBuffer, 'mean')``;
     a general ``getattr`` would let a crafted file reach arbitrary attributes, so nothing else passes.
     """
-    if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+    # mmengine fills ``_statistics_methods`` only when the first buffer is built, so the default
+    # names are listed here; a fresh process loading a checkpoint has not built one yet.
+    allowed = {'mean', 'max', 'min', 'current'} | set(HistoryBuffer._statistics_methods)
+    if obj is HistoryBuffer and name in allowed:
         return getattr(obj, name)
     raise pickle.UnpicklingError(f'getattr({obj!r}, {name!r}) is not allowed in a checkpoint')
 

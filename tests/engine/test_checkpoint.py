@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import fractions
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +50,25 @@ def test_instseg_checkpoint_contents_load_safely(tmp_path: Path) -> None:
     assert loaded['message_hub']['runtime_info']['arr'].tolist() == [0, 1, 2]
     # mmengine's own loading path (load_from, resume, Pretrained init) goes through it too
     assert _load_checkpoint(str(path))['meta']['epoch'] == 3
+
+
+def test_history_buffer_loads_in_a_fresh_process(tmp_path: Path) -> None:
+    # mmengine registers HistoryBuffer's statistics methods lazily, on the first buffer built; a
+    # process that loads a checkpoint before building one must still accept them.
+    buffer = HistoryBuffer()
+    buffer.update(1.0)
+    path = tmp_path / 'ckpt.pth'
+    torch.save({'message_hub': {'log_scalars': {'loss': buffer}}}, path)
+    code = (
+        'import sys; from instseg.engine.checkpoint import load_checkpoint_file; '
+        "print(load_checkpoint_file(sys.argv[1])['message_hub']['log_scalars']['loss'].mean())"
+    )
+    env = {k: v for k, v in os.environ.items() if k != TRUST_ENV}
+    proc = subprocess.run(
+        [sys.executable, '-c', code, str(path)], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == '1.0'
 
 
 def test_malicious_checkpoint_is_refused_and_never_runs(tmp_path: Path, monkeypatch) -> None:

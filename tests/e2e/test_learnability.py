@@ -1,0 +1,44 @@
+"""The model can learn: overfitting a handful of generated images must give a high segm mAP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mmengine.config import Config
+
+from instseg.engine import Runner
+from tiny import write_tiny_config
+
+# Measured: 0.80-0.90 segm mAP after 160 iterations on 8 images (batch 2, 96 px) with 1 thread;
+# an untrained or broken model (for example, masks cut from the wrong boxes) scores < 0.1.
+MIN_SEGM_MAP = 0.6
+
+
+def test_overfits_a_handful_of_images(tmp_path: Path) -> None:
+    cfg_path = write_tiny_config(
+        tmp_path,
+        num_train=8,
+        num_val=2,
+        epochs=40,
+        extra="""
+# evaluate on the training images themselves: this measures fitting, not generalisation
+val_dataloader = dict(dataset=dict(ann_file='annotations/instances_train.json',
+                                   data_prefix=dict(img='train/')))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/instances_train.json')
+train_cfg = dict(val_interval=40)
+train_dataloader = dict(dataset=dict(pipeline=[
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='PackDetInputs')]))
+param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=20)]
+default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=-1, save_best=None))
+""",
+    )
+    cfg = Config.fromfile(cfg_path)
+    cfg.work_dir = str(tmp_path / 'work')
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    metrics = runner.val_loop.run()
+    assert metrics['coco/segm_mAP'] >= MIN_SEGM_MAP, metrics
+    assert metrics['coco/bbox_mAP'] >= MIN_SEGM_MAP, metrics
