@@ -76,8 +76,9 @@ def test_test_tool_eval_selects_metrics(trained, tmp_path: Path) -> None:
         str(ROOT / 'tools' / 'test.py'), str(cfg), str(work_dir / 'epoch_1.pth'),
         '--eval', 'bbox', '--work-dir', str(tmp_path / 'test'), cwd=tmp_path,
     )  # fmt: skip
-    out = proc.stdout + proc.stderr
-    assert 'coco/bbox_mAP' in out and 'coco/segm_mAP' not in out
+    results = [line for line in (proc.stdout + proc.stderr).splitlines() if 'Epoch(test)' in line]
+    assert results
+    assert all('coco/bbox_mAP' in r and 'coco/segm_mAP' not in r for r in results)
 
 
 def test_resume_latest_continues_from_last_epoch(trained, tmp_path: Path) -> None:
