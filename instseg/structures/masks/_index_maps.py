@@ -9,9 +9,11 @@ chain of these operations.
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import numpy as np
 
-from .base import check_direction, check_out_shape, check_pad, crop_window
+from .base import BaseInstanceMasks, check_direction, check_out_shape, check_pad, crop_window
 
 IndexMaps = tuple[np.ndarray, np.ndarray]
 
@@ -94,3 +96,28 @@ def gather(masks: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     out[:, rows < 0] = 0
     out[:, :, cols < 0] = 0
     return out
+
+
+class IndexMappedMasks(BaseInstanceMasks):
+    """Masks whose resize, flip, crop, pad and translate are index maps handed to ``_remap``."""
+
+    @abstractmethod
+    def _remap(self, maps: IndexMaps) -> IndexMappedMasks:
+        """Apply per-axis index maps (rows, cols) -> a new container of the same class."""
+
+    def resize(self, out_shape: tuple[int, int]) -> IndexMappedMasks:
+        return self._remap(resize_maps(self.height, self.width, out_shape))
+
+    def flip(self, direction: str = 'horizontal') -> IndexMappedMasks:
+        return self._remap(flip_maps(self.height, self.width, direction))
+
+    def crop(self, bbox: np.ndarray) -> IndexMappedMasks:
+        return self._remap(crop_maps(self.height, self.width, bbox))
+
+    def pad(self, out_shape: tuple[int, int]) -> IndexMappedMasks:
+        return self._remap(pad_maps(self.height, self.width, out_shape))
+
+    def translate(
+        self, out_shape: tuple[int, int], offset: float, direction: str = 'horizontal'
+    ) -> IndexMappedMasks:
+        return self._remap(translate_maps(self.height, self.width, out_shape, offset, direction))

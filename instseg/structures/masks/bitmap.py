@@ -9,17 +9,9 @@ import numpy as np
 import pycocotools.mask as mask_utils
 import torch
 
-from ._index_maps import (
-    crop_maps,
-    flip_maps,
-    gather,
-    pad_maps,
-    resize_maps,
-    translate_maps,
-)
+from ._index_maps import IndexMappedMasks, gather
 from ._roi import roi_targets
 from .base import (
-    BaseInstanceMasks,
     IndexLike,
     as_indices,
     as_roi_inputs,
@@ -29,7 +21,7 @@ from .base import (
 )
 
 
-class BitmapMasks(BaseInstanceMasks):
+class BitmapMasks(IndexMappedMasks):
     """N binary masks stored densely.
 
     Args:
@@ -77,23 +69,6 @@ class BitmapMasks(BaseInstanceMasks):
     def _remap(self, maps: tuple[np.ndarray, np.ndarray]) -> BitmapMasks:
         rows, cols = maps
         return BitmapMasks(gather(self.masks, rows, cols), len(rows), len(cols))
-
-    def resize(self, out_shape: tuple[int, int]) -> BitmapMasks:
-        return self._remap(resize_maps(self.height, self.width, out_shape))
-
-    def flip(self, direction: str = 'horizontal') -> BitmapMasks:
-        return self._remap(flip_maps(self.height, self.width, direction))
-
-    def crop(self, bbox: np.ndarray) -> BitmapMasks:
-        return self._remap(crop_maps(self.height, self.width, bbox))
-
-    def pad(self, out_shape: tuple[int, int]) -> BitmapMasks:
-        return self._remap(pad_maps(self.height, self.width, out_shape))
-
-    def translate(
-        self, out_shape: tuple[int, int], offset: float, direction: str = 'horizontal'
-    ) -> BitmapMasks:
-        return self._remap(translate_maps(self.height, self.width, out_shape, offset, direction))
 
     def rotate(
         self,

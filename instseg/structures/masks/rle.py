@@ -15,11 +15,10 @@ import numpy as np
 import pycocotools.mask as mask_utils
 import torch
 
-from ._index_maps import compose, crop_maps, flip_maps, pad_maps, resize_maps, translate_maps
+from ._index_maps import IndexMappedMasks, compose
 from ._rle_codec import Runs, encode_window, normalise_rle, tighten, zero_rle
 from ._roi import roi_targets
 from .base import (
-    BaseInstanceMasks,
     IndexLike,
     as_indices,
     as_roi_inputs,
@@ -31,7 +30,7 @@ from .bitmap import rotate_window
 from .polygon import PolygonMasks
 
 
-class RLEMasks(BaseInstanceMasks):
+class RLEMasks(IndexMappedMasks):
     """N COCO run-length-encoded masks.
 
     Args:
@@ -119,23 +118,6 @@ class RLEMasks(BaseInstanceMasks):
             len(rows),
             len(cols),
         )
-
-    def resize(self, out_shape: tuple[int, int]) -> RLEMasks:
-        return self._remap(resize_maps(self.height, self.width, out_shape))
-
-    def flip(self, direction: str = 'horizontal') -> RLEMasks:
-        return self._remap(flip_maps(self.height, self.width, direction))
-
-    def crop(self, bbox: np.ndarray) -> RLEMasks:
-        return self._remap(crop_maps(self.height, self.width, bbox))
-
-    def pad(self, out_shape: tuple[int, int]) -> RLEMasks:
-        return self._remap(pad_maps(self.height, self.width, out_shape))
-
-    def translate(
-        self, out_shape: tuple[int, int], offset: float, direction: str = 'horizontal'
-    ) -> RLEMasks:
-        return self._remap(translate_maps(self.height, self.width, out_shape, offset, direction))
 
     def rotate(
         self,
