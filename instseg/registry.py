@@ -99,4 +99,3 @@ WEIGHT_INITIALIZERS = _child('weight initializer', MMENGINE_WEIGHT_INITIALIZERS,
 
 METRICS = _child('metric', MMENGINE_METRICS, 'instseg.evaluation')
 EVALUATOR = _child('evaluator', MMENGINE_EVALUATOR, 'instseg.evaluation')
-

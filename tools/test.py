@@ -20,13 +20,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument('config', help='config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--eval', nargs='+', choices=['bbox', 'segm', 'proposal'],
-                        help='metrics to compute (default: those of test_evaluator)')
+    parser.add_argument(
+        '--eval',
+        nargs='+',
+        choices=['bbox', 'segm', 'proposal'],
+        help='metrics to compute (default: those of test_evaluator)',
+    )
     parser.add_argument('--work-dir', help='where the test log goes')
-    parser.add_argument('--trust-checkpoint', action='store_true',
-                        help='load a checkpoint that contains arbitrary pickled objects')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config keys, e.g. test_evaluator.classwise=True')
+    parser.add_argument(
+        '--trust-checkpoint',
+        action='store_true',
+        help='load a checkpoint that contains arbitrary pickled objects',
+    )
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config keys, e.g. test_evaluator.classwise=True',
+    )
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
@@ -44,7 +55,9 @@ def main(argv: list[str] | None = None) -> dict:
     cfg.launcher = args.launcher
     cfg.load_from = args.checkpoint
     if args.eval:
-        evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+        evaluators = (
+            cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+        )
         for evaluator in evaluators:
             evaluator.metric = list(args.eval)
     runner = Runner.from_cfg(cfg)

@@ -49,7 +49,10 @@ train_pipeline = [
 ]
 test_pipeline = [  # CocoMetric reads the ground truth from the annotation file
     dict(type='LoadImageFromFile'),
-    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'),
+    ),
 ]
 train_dataloader = dict(
     batch_size=4,
@@ -80,7 +83,9 @@ val_dataloader = dict(
 )
 test_dataloader = val_dataloader
 val_evaluator = dict(
-    type='CocoMetric', ann_file=data_root + 'annotations/instances_val.json', metric=['bbox', 'segm']
+    type='CocoMetric',
+    ann_file=data_root + 'annotations/instances_val.json',
+    metric=['bbox', 'segm'],
 )
 test_evaluator = val_evaluator
 

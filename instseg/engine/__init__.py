@@ -3,4 +3,10 @@
 from .checkpoint import SAFE_GLOBALS, UnsafeCheckpointError, load_checkpoint_file, save_atomically
 from .runner import Runner
 
-__all__ = ['SAFE_GLOBALS', 'Runner', 'UnsafeCheckpointError', 'load_checkpoint_file', 'save_atomically']
+__all__ = [
+    'SAFE_GLOBALS',
+    'Runner',
+    'UnsafeCheckpointError',
+    'load_checkpoint_file',
+    'save_atomically',
+]

@@ -22,7 +22,6 @@ class DetDataSample(BaseDataElement):
     ``pad_shape``, ``scale_factor`` (w_scale, h_scale), ``flip``, ``flip_direction``.
     """
 
-
     @property
     def gt_instances(self) -> InstanceData:
         return self._gt_instances

@@ -12,14 +12,25 @@ SHIPPED = sorted(p for p in CONFIGS.rglob('*.py') if '_base_' not in p.parts)
 def test_leaf_config_inherits_all_bases() -> None:
     cfg = Config.fromfile(CONFIGS / 'mask_rcnn' / 'mask_rcnn_r50_fpn_1x_coco.py')
     for key in (
-        'model', 'train_dataloader', 'val_dataloader', 'test_dataloader', 'val_evaluator',
-        'test_evaluator', 'optim_wrapper', 'param_scheduler', 'train_cfg', 'val_cfg', 'test_cfg',
+        'model',
+        'train_dataloader',
+        'val_dataloader',
+        'test_dataloader',
+        'val_evaluator',
+        'test_evaluator',
+        'optim_wrapper',
+        'param_scheduler',
+        'train_cfg',
+        'val_cfg',
+        'test_cfg',
         'default_hooks',
     ):
         assert key in cfg, key
     assert cfg.default_scope == 'instseg'
     assert cfg.model.backbone.depth == 50
-    assert cfg.optim_wrapper.optimizer == dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=0.0001)
+    assert cfg.optim_wrapper.optimizer == dict(
+        type='SGD', lr=0.02, momentum=0.9, weight_decay=0.0001
+    )
     warmup, steps = cfg.param_scheduler
     assert (warmup.type, warmup.end, warmup.by_epoch) == ('LinearLR', 500, False)
     assert (steps.type, steps.milestones) == ('MultiStepLR', [8, 11])
@@ -36,7 +47,7 @@ def test_child_overrides_merge_and_delete(tmp_path: Path) -> None:
     child = _write(
         tmp_path / 'child.py',
         f"_base_ = ['{base}']\n"
-        "model = dict(backbone=dict(depth=101))\n"
+        'model = dict(backbone=dict(depth=101))\n'
         "optim_wrapper = dict(_delete_=True, type='OptimWrapper', "
         "optimizer=dict(type='AdamW', lr=1e-4))\n",
     )

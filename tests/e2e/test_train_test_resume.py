@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from tiny import ROOT, write_tiny_config
 
 pytestmark = pytest.mark.e2e

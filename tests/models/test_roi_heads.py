@@ -27,7 +27,9 @@ def test_roi_extractor_pools_from_the_mapped_level() -> None:
     ext = _extractor()
     # Each level is a constant map equal to its index, so the pooled value names the level used.
     feats = tuple(torch.full((1, 1, 64 // 2**i, 64 // 2**i), float(i)) for i in range(4))
-    rois = torch.tensor([[0, 0, 0, 20, 20], [0, 0, 0, 120, 120], [0, 0, 0, 230, 230]], dtype=torch.float)
+    rois = torch.tensor(
+        [[0, 0, 0, 20, 20], [0, 0, 0, 120, 120], [0, 0, 0, 230, 230]], dtype=torch.float
+    )
     out = ext(feats, rois)
     assert out.shape == (3, 1, 7, 7)
     assert out[:, 0].mean(dim=(1, 2)).tolist() == [0.0, 1.0, 2.0]

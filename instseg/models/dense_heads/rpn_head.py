@@ -41,7 +41,9 @@ class RPNHead(BaseModule):
     ) -> None:
         super().__init__(init_cfg=init_cfg)
         if num_classes != 1:
-            raise ValueError(f'RPNHead predicts objectness only; num_classes must be 1, got {num_classes}')
+            raise ValueError(
+                f'RPNHead predicts objectness only; num_classes must be 1, got {num_classes}'
+            )
         if not loss_cls.get('use_sigmoid', False):
             raise ValueError('RPNHead needs a sigmoid classification loss (use_sigmoid=True)')
         self.train_cfg = train_cfg
@@ -158,9 +160,7 @@ class RPNHead(BaseModule):
         return {'loss_rpn_cls': loss_cls, 'loss_rpn_bbox': loss_bbox}
 
     # ----------------------------------------------------------------------------- inference
-    def predict(
-        self, x: tuple[Tensor, ...], batch_data_samples: SampleList
-    ) -> list[InstanceData]:
+    def predict(self, x: tuple[Tensor, ...], batch_data_samples: SampleList) -> list[InstanceData]:
         """Proposals per image: ``bboxes`` [P, 4] in network-input pixels and ``scores`` [P]."""
         scores, deltas = self(x)
         metas = [s.metainfo for s in batch_data_samples]
@@ -197,7 +197,9 @@ class RPNHead(BaseModule):
         max_per_img = cfg.get('max_per_img', 1000)
         results = []
         for i, meta in enumerate(metas):
-            boxes = self.bbox_coder.decode(all_anchors[i], all_deltas[i], max_shape=meta['img_shape'])
+            boxes = self.bbox_coder.decode(
+                all_anchors[i], all_deltas[i], max_shape=meta['img_shape']
+            )
             s, lv = all_scores[i], all_levels[i]
             w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
             keep = (w > min_size) & (h > min_size)

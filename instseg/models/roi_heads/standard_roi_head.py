@@ -79,7 +79,10 @@ class StandardRoIHead(BaseModule):
         return results
 
     def loss(
-        self, x: tuple[Tensor, ...], rpn_results_list: list[InstanceData], batch_data_samples: SampleList
+        self,
+        x: tuple[Tensor, ...],
+        rpn_results_list: list[InstanceData],
+        batch_data_samples: SampleList,
     ) -> dict[str, Tensor]:
         """Box and mask losses for one batch. ``rpn_results_list`` holds ``bboxes`` per image."""
         proposals = [res.bboxes for res in rpn_results_list]
@@ -128,7 +131,11 @@ class StandardRoIHead(BaseModule):
         return results
 
     def predict_bbox(
-        self, x: tuple[Tensor, ...], metas: list[dict], proposals: list[Tensor], rescale: bool = True
+        self,
+        x: tuple[Tensor, ...],
+        metas: list[dict],
+        proposals: list[Tensor],
+        rescale: bool = True,
     ) -> list[InstanceData]:
         rois = bbox2roi(proposals)
         if rois.size(0) == 0:
@@ -143,7 +150,11 @@ class StandardRoIHead(BaseModule):
         ]
 
     def predict_mask(
-        self, x: tuple[Tensor, ...], metas: list[dict], results: list[InstanceData], rescale: bool = True
+        self,
+        x: tuple[Tensor, ...],
+        metas: list[dict],
+        results: list[InstanceData],
+        rescale: bool = True,
     ) -> list[InstanceData]:
         """Add ``masks`` (BoolTensor[K, H, W] at the original size when ``rescale``) to detections."""
         boxes = []

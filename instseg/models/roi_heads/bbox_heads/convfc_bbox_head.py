@@ -121,7 +121,9 @@ class ConvFCBBoxHead(BaseModule):
         """Classification and regression losses of sampled RoIs, plus classification accuracy."""
         labels, label_weights, bbox_targets, bbox_weights = self.get_targets(sampling_results)
         avg_factor = max(float((label_weights > 0).sum()), 1.0)
-        losses = {'loss_cls': self.loss_cls(cls_score, labels, label_weights, avg_factor=avg_factor)}
+        losses = {
+            'loss_cls': self.loss_cls(cls_score, labels, label_weights, avg_factor=avg_factor)
+        }
         with torch.no_grad():
             losses['acc'] = (cls_score.argmax(1) == labels).float().mean() * 100
         pos = (labels >= 0) & (labels < self.num_classes)
@@ -145,7 +147,9 @@ class ConvFCBBoxHead(BaseModule):
         """Regressed box of each RoI for its given label (cascade stages). -> [K, 4]."""
         pred = bbox_pred.view(bbox_pred.size(0), -1, 4)
         if not self.reg_class_agnostic:
-            pred = pred[torch.arange(pred.size(0), device=pred.device), labels.clamp(max=pred.size(1) - 1)]
+            pred = pred[
+                torch.arange(pred.size(0), device=pred.device), labels.clamp(max=pred.size(1) - 1)
+            ]
         else:
             pred = pred[:, 0]
         return self.bbox_coder.decode(rois[:, 1:], pred, max_shape=img_shape)
@@ -198,7 +202,9 @@ class Shared2FCBBoxHead(ConvFCBBoxHead):
     """Two shared 1024-d FC layers (Mask R-CNN's box head)."""
 
     def __init__(self, fc_out_channels: int = 1024, **kwargs) -> None:
-        super().__init__(num_shared_convs=0, num_shared_fcs=2, fc_out_channels=fc_out_channels, **kwargs)
+        super().__init__(
+            num_shared_convs=0, num_shared_fcs=2, fc_out_channels=fc_out_channels, **kwargs
+        )
 
 
 @MODELS.register_module()
@@ -206,4 +212,6 @@ class Shared4Conv1FCBBoxHead(ConvFCBBoxHead):
     """Four shared 3x3 convs and one shared FC layer (usually with GN in ``norm_cfg``)."""
 
     def __init__(self, fc_out_channels: int = 1024, **kwargs) -> None:
-        super().__init__(num_shared_convs=4, num_shared_fcs=1, fc_out_channels=fc_out_channels, **kwargs)
+        super().__init__(
+            num_shared_convs=4, num_shared_fcs=1, fc_out_channels=fc_out_channels, **kwargs
+        )

@@ -138,26 +138,30 @@ def paste_masks(
         return out
     boxes = boxes.float()
     # Integer extents of each box, computed once on the CPU to avoid a device sync per mask.
-    extents = torch.stack(
-        [
-            boxes[:, 0].floor().clamp(0, width),
-            boxes[:, 1].floor().clamp(0, height),
-            boxes[:, 2].ceil().clamp(0, width),
-            boxes[:, 3].ceil().clamp(0, height),
-        ],
-        dim=1,
-    ).long().cpu().tolist()
+    extents = (
+        torch.stack(
+            [
+                boxes[:, 0].floor().clamp(0, width),
+                boxes[:, 1].floor().clamp(0, height),
+                boxes[:, 2].ceil().clamp(0, width),
+                boxes[:, 3].ceil().clamp(0, height),
+            ],
+            dim=1,
+        )
+        .long()
+        .cpu()
+        .tolist()
+    )
     masks = masks.float()[:, None]
     for i, (x0, y0, x1, y1) in enumerate(extents):
         if x1 <= x0 or y1 <= y0:
             continue
         bx1, by1, bx2, by2 = boxes[i]
-        xs = (torch.arange(x0, x1, device=masks.device, dtype=torch.float32) + 0.5 - bx1)
-        ys = (torch.arange(y0, y1, device=masks.device, dtype=torch.float32) + 0.5 - by1)
+        xs = torch.arange(x0, x1, device=masks.device, dtype=torch.float32) + 0.5 - bx1
+        ys = torch.arange(y0, y1, device=masks.device, dtype=torch.float32) + 0.5 - by1
         xs = xs / (bx2 - bx1).clamp(min=1e-6) * 2 - 1
         ys = ys / (by2 - by1).clamp(min=1e-6) * 2 - 1
         grid = torch.stack(torch.meshgrid(ys, xs, indexing='ij')[::-1], dim=-1)[None]
         patch = F.grid_sample(masks[i : i + 1], grid, align_corners=False)[0, 0]
         out[i, y0:y1, x0:x1] = patch if soft else patch >= threshold
     return out
-

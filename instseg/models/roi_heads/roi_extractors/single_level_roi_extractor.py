@@ -84,4 +84,3 @@ class SingleRoIExtractor(BaseModule):
             sampling_ratio=self.sampling_ratio,
             aligned=self.aligned,
         )
-
