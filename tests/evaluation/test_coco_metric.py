@@ -26,8 +26,6 @@ from pycocotools.coco import COCO
 from instseg.evaluation import CocoMetric
 from instseg.registry import METRICS
 
-DATA_ROOT = Path(__file__).resolve().parents[2] / '..' / 'shared' / 'data'
-
 # Categories listed out of id order on purpose: mapping must not depend on file order.
 CATEGORIES = [{'id': 7, 'name': 'cat'}, {'id': 3, 'name': 'dog'}]
 META = {'classes': ('dog', 'cat'), 'cat_ids': [3, 7]}
@@ -391,12 +389,9 @@ def test_faster_coco_eval_is_used_when_importable(gt_file, monkeypatch):
     assert plain == faster and len(used) == 2
 
 
-def test_nuclei_val_ground_truth_as_predictions_scores_one():
-    ann_file = DATA_ROOT / 'nuclei' / 'annotations' / 'instances_val.json'
-    if not ann_file.exists():
-        if os.environ.get('CI'):
-            pytest.fail(f'{ann_file} is missing')
-        pytest.skip(f'{ann_file} is missing')
+def test_nuclei_val_ground_truth_as_predictions_scores_one(nuclei):
+    # the fixture fails under CI (and skips elsewhere) when ../shared/data is missing
+    ann_file = nuclei / 'annotations' / 'instances_val.json'
     gt = json.loads(ann_file.read_text())
     samples = []
     for img in gt['images']:

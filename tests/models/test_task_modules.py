@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
+from mmengine.config import Config
 from torchvision.models.detection._utils import BoxCoder
 from torchvision.ops import box_iou
 
@@ -432,31 +434,14 @@ def test_pseudo_sampler_keeps_every_assigned_prior() -> None:
 
 
 def test_mask_rcnn_train_cfg_builds_from_the_registry() -> None:
-    rpn = dict(
-        assigner=dict(
-            type='MaxIoUAssigner',
-            pos_iou_thr=0.7,
-            neg_iou_thr=0.3,
-            min_pos_iou=0.3,
-            match_low_quality=True,
-            ignore_iof_thr=-1,
-        ),
-        sampler=dict(
-            type='RandomSampler',
-            num=256,
-            pos_fraction=0.5,
-            neg_pos_ub=-1,
-            add_gt_as_proposals=False,
-        ),
-    )
-    assigner = TASK_UTILS.build(rpn['assigner'])
-    sampler = TASK_UTILS.build(rpn['sampler'])
-    gen = TASK_UTILS.build(
-        dict(type='AnchorGenerator', scales=[8], ratios=[0.5, 1.0, 2.0], strides=[4, 8, 16, 32, 64])
-    )
-    coder = TASK_UTILS.build(
-        dict(type='DeltaXYWHBBoxCoder', target_means=[0.0] * 4, target_stds=[1.0] * 4)
-    )
+    # The RPN's task utilities exactly as the shipped base config declares them.
+    model = Config.fromfile(
+        Path(__file__).resolve().parents[2] / 'configs/_base_/models/mask_rcnn_r50_fpn.py'
+    ).model
+    assigner = TASK_UTILS.build(model.train_cfg.rpn.assigner)
+    sampler = TASK_UTILS.build(model.train_cfg.rpn.sampler)
+    gen = TASK_UTILS.build(model.rpn_head.anchor_generator)
+    coder = TASK_UTILS.build(model.rpn_head.bbox_coder)
     assert isinstance(TASK_UTILS.build(dict(type='PseudoSampler')), PseudoSampler)
     anchors = torch.cat(gen.grid_priors([(16, 16), (8, 8), (4, 4), (2, 2), (1, 1)]))
     gts = torch.tensor([[10.0, 12, 40, 50], [30, 5, 60, 25]])
