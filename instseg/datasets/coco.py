@@ -8,7 +8,7 @@ import gc
 import json
 import logging
 import os.path as osp
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 from mmengine.dataset import BaseDataset
@@ -16,6 +16,9 @@ from mmengine.fileio import exists, get_local_path
 from mmengine.logging import print_log
 
 from instseg.registry import DATASETS
+
+from .bad_data import ParseReport, box_problem, valid_polygons
+from .image_io import BadImageError
 
 COCO_CLASSES = (
     'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train', 'truck', 'boat',
@@ -64,9 +67,16 @@ class CocoDataset(BaseDataset):
     ``dict(bbox=[x1, y1, x2, y2], bbox_label=int, ignore_flag=0|1, mask=segmentation)``; the mask
     stays as written in the file (polygon list or RLE dict). Labels index ``metainfo['classes']``
     in its order; the matching COCO category ids are published as ``metainfo['cat_ids']`` once
-    the file is loaded (at construction unless ``lazy_init``). Annotations with an unknown
-    ``image_id`` or ``category_id`` are skipped and degenerate boxes dropped; ``parse_counts``
-    holds how many, and one summary line is logged.
+    the file is loaded (at construction unless ``lazy_init``).
+
+    Bad data never stops a run unless ``strict``. At load, images whose file is missing,
+    duplicated ids, annotations with an unknown image or category, unusable boxes, polygons of
+    fewer than 3 points and malformed masks are dropped (see :data:`bad_data.PROBLEMS`), each
+    counted in ``parse_counts`` (with ``images_without_annotations``) and logged in one summary
+    that names the first files and ids of each kind. At run time, an image that cannot be read
+    or disagrees with its record's size is skipped with a warning (training draws another
+    image; in ``test_mode`` a black image of the record's size stands in, so every image id
+    still gets a prediction) and counted in ``skipped_images`` (per process).
 
     Args:
         ann_file: COCO json, relative to ``data_root`` unless absolute.
@@ -76,7 +86,10 @@ class CocoDataset(BaseDataset):
         data_prefix: ``dict(img='train2017/')``: folder the images' ``file_name`` is relative to.
         filter_cfg: ``dict(filter_empty_gt=True, min_size=32)``: in training, drop images without
             a non-ignored instance and images whose shorter side is below ``min_size``.
-        backend_args: mmengine file backend arguments for reading ``ann_file``.
+        strict: raise on any bad data (at load, with the whole summary; at run time, the
+            image's error) instead of dropping it.
+        backend_args: mmengine file backend arguments for reading ``ann_file``; image files are
+            checked for existence at load only with the local backend (``None``).
         Others as :class:`mmengine.dataset.BaseDataset`.
     """
 
@@ -95,9 +108,13 @@ class CocoDataset(BaseDataset):
         test_mode: bool = False,
         lazy_init: bool = False,
         max_refetch: int = 1000,
+        strict: bool = False,
         backend_args: dict | None = None,
     ) -> None:
         self.backend_args = backend_args
+        self.strict = strict
+        self.parse_counts: dict[str, int] = {}
+        self.skipped_images: Counter[str] = Counter()
         super().__init__(
             ann_file=ann_file,
             metainfo=metainfo,
@@ -124,12 +141,16 @@ class CocoDataset(BaseDataset):
         for key in ('images', 'categories'):
             if not isinstance(coco.get(key), list):
                 raise ValueError(f'{self.ann_file} has no {key!r} list; is it a COCO file?')
+        if not isinstance(coco.get('annotations', []), list):
+            raise ValueError(f'{self.ann_file}: "annotations" is not a list')
         return coco
 
     def _class_cat_ids(self, categories: list[dict]) -> list[int]:
         """COCO category ids in the order of ``metainfo['classes']``."""
         name_to_id: dict[str, int] = {}
         for cat in categories:
+            if 'id' not in cat or 'name' not in cat:
+                raise ValueError(f'{self.ann_file}: category {cat} lacks "id" or "name"')
             if cat['name'] in name_to_id:
                 raise ValueError(f'{self.ann_file}: category name {cat["name"]!r} appears twice')
             name_to_id[cat['name']] = cat['id']
@@ -148,80 +169,175 @@ class CocoDataset(BaseDataset):
         with _gc_paused():
             return self._load_data_list()
 
+    def _img_path(self, img: dict) -> str:
+        return osp.join(self.data_prefix.get('img', ''), img['file_name'])
+
+    def _unique_images(self, coco: dict, report: ParseReport) -> dict[Any, dict]:
+        """image id -> image entry, for well-formed entries with an id seen for the first time."""
+        images: dict[Any, dict] = {}
+        for img in coco['images']:
+            missing = [k for k in ('id', 'file_name', 'height', 'width') if k not in img]
+            if missing or not (_is_positive(img['height']) and _is_positive(img['width'])):
+                what = f'lacks {missing}' if missing else 'has a side < 1'
+                report.add('bad_image_entry', f'image entry {str(img)[:120]} {what}')
+            elif not isinstance(img['id'], (int, str)):
+                what = f'has an id of type {type(img["id"]).__name__}'
+                report.add('bad_image_entry', f'image entry {str(img)[:120]} {what}')
+            elif img['id'] in images:
+                report.add(
+                    'duplicate_image_id',
+                    f'img_id {img["id"]} ({self._img_path(img)}) was used before by '
+                    f'{images[img["id"]]["file_name"]}',
+                )
+            else:
+                images[img['id']] = img
+        return images
+
+    def _check_files(self, images: dict[Any, dict], report: ParseReport) -> None:
+        """Drop images whose file is missing (local files only: remote checks cost a request)."""
+        if self.backend_args is not None:
+            return
+        for img_id, img in list(images.items()):
+            path = self._img_path(img)
+            if '://' not in path and not osp.isfile(path):
+                report.add('missing_image_file', f'{path} (img_id {img_id}) does not exist')
+                del images[img_id]
+
     def _load_data_list(self) -> list[dict]:
         coco = self._read_ann_file()
-        file_cat_ids = {cat['id'] for cat in coco['categories']}
+        report = ParseReport(self.ann_file)
+        file_cat_ids = {cat.get('id') for cat in coco['categories']}
         cat_ids = self._class_cat_ids(coco['categories'])
         cat2label = {cat_id: label for label, cat_id in enumerate(cat_ids)}
         self._metainfo['cat_ids'] = cat_ids
 
-        images = {}
-        for img in coco['images']:
-            missing = [k for k in ('id', 'file_name', 'height', 'width') if k not in img]
-            if missing:
-                raise ValueError(f'{self.ann_file}: image entry {img} lacks keys {missing}')
-            images[img['id']] = img
+        images = self._unique_images(coco, report)
+        listed_ids = set(images)
+        self._check_files(images, report)
+        annotations = coco.get('annotations', [])
+        # A file without any segmentation is a box-only dataset; otherwise each needs one.
+        needs_mask = any('segmentation' in ann for ann in annotations)
 
-        counts = dict(dangling_image=0, bad_category=0, degenerate=0)
+        seen_ann_ids: set = set()
         anns_per_image: dict[Any, list[dict]] = defaultdict(list)
-        for ann in coco.get('annotations', []):
-            if ann.get('image_id') not in images:
-                counts['dangling_image'] += 1
-            elif ann.get('category_id') not in file_cat_ids:
-                counts['bad_category'] += 1
-            else:
-                anns_per_image[ann['image_id']].append(ann)
+        for ann in annotations:
+            ann_id, image_id = ann.get('id'), ann.get('image_id')
+            if isinstance(ann_id, (int, str)) and ann_id in seen_ann_ids:
+                report.add('duplicate_ann_id', f'ann id {ann_id} (img_id {image_id}) repeats')
+                continue
+            if isinstance(ann_id, (int, str)):
+                seen_ann_ids.add(ann_id)
+            if not isinstance(image_id, (int, str)) or image_id not in listed_ids:
+                report.add('dangling_image', f'ann id {ann_id}: no image has id {image_id!r}')
+            elif image_id in images:
+                if ann.get('category_id') in file_cat_ids:
+                    anns_per_image[image_id].append(ann)
+                else:
+                    report.add(
+                        'bad_category',
+                        f'ann id {ann_id} ({self._img_path(images[image_id])}): category_id '
+                        f'{ann.get("category_id")!r} is not in categories',
+                    )
+            # else: its image's file is missing, which is already counted
 
         data_list = []
-        for img in coco['images']:
+        for img in images.values():
             instances = []
             for ann in anns_per_image.get(img['id'], []):
                 if ann.get('ignore', False) or ann['category_id'] not in cat2label:
                     continue
-                instance = self._parse_instance(ann, img, cat2label)
-                if instance is None:
-                    counts['degenerate'] += 1
-                else:
+                instance = self._parse_instance(ann, img, cat2label, report, needs_mask)
+                if instance is not None:
                     instances.append(instance)
             data_list.append(
                 dict(
-                    img_path=osp.join(self.data_prefix.get('img', ''), img['file_name']),
+                    img_path=self._img_path(img),
                     img_id=img['id'],
                     height=img['height'],
                     width=img['width'],
                     instances=instances,
                 )
             )
-
-        num_instances = sum(len(d['instances']) for d in data_list)
-        bad = counts['dangling_image'] + counts['bad_category']
-        print_log(
-            f'{self.ann_file}: {len(data_list)} images, {num_instances} instances of '
-            f'{len(cat_ids)} classes; dropped {counts["degenerate"]} degenerate boxes '
-            f'(w < 1, h < 1, area <= 0 or outside the image); skipped '
-            f'{counts["dangling_image"]} annotations with an unknown image_id and '
-            f'{counts["bad_category"]} with an unknown category_id',
-            logger='current',
-            level=logging.WARNING if bad else logging.INFO,
+        self.parse_counts = dict(
+            report.counts,
+            images_without_annotations=sum(1 for img in images if img not in anns_per_image),
         )
-        self.parse_counts = counts
+        self._log_summary(data_list, len(cat_ids), report)
         return data_list
 
-    def _parse_instance(self, ann: dict, img: dict, cat2label: dict[int, int]) -> dict | None:
-        """One annotation -> instance dict, or None when its box is degenerate."""
-        if 'bbox' not in ann:
-            raise ValueError(f'{self.ann_file}: annotation {ann.get("id")} has no "bbox"')
-        x1, y1, w, h = (float(v) for v in ann['bbox'])
-        inter_w = max(0.0, min(x1 + w, img['width']) - max(x1, 0.0))
-        inter_h = max(0.0, min(y1 + h, img['height']) - max(y1, 0.0))
-        if inter_w * inter_h == 0 or w < 1 or h < 1 or ann.get('area', w * h) <= 0:
+    def _log_summary(self, data_list: list[dict], num_classes: int, report: ParseReport) -> None:
+        num_instances = sum(len(d['instances']) for d in data_list)
+        summary = (
+            f'{self.ann_file}: {len(data_list)} images, {num_instances} instances of '
+            f'{num_classes} classes; {self.parse_counts["images_without_annotations"]} images '
+            f'without annotations'
+        )
+        if not report.num_problems:
+            print_log(f'{summary}; no bad data', logger='current')
+            return
+        summary += f'; {report.num_problems} problems:\n{report.details()}'
+        if self.strict:
+            raise ValueError(f'{summary}\n(strict=True: fix these or drop strict to skip them)')
+        print_log(
+            f'{summary}\nThese were left out; CocoDataset(strict=True) raises instead.',
+            logger='current',
+            level=logging.WARNING,
+        )
+
+    def _parse_instance(
+        self,
+        ann: dict,
+        img: dict,
+        cat2label: dict[int, int],
+        report: ParseReport,
+        needs_mask: bool,
+    ) -> dict | None:
+        """One annotation -> instance dict, or None (counted in ``report``) when unusable."""
+        where = f'ann id {ann.get("id")} ({self._img_path(img)}, img_id {img["id"]})'
+        problem = box_problem(ann.get('bbox'), ann.get('area'), img['width'], img['height'])
+        if problem is not None:
+            report.add(problem, f'{where}: bbox {ann.get("bbox")!r}, area {ann.get("area")!r}')
             return None
-        return dict(
+        x1, y1, w, h = (float(v) for v in ann['bbox'])
+        instance = dict(
             bbox=[x1, y1, x1 + w, y1 + h],
             bbox_label=cat2label[ann['category_id']],
             ignore_flag=1 if ann.get('iscrowd', 0) else 0,
-            mask=ann.get('segmentation'),
         )
+        if 'segmentation' not in ann and not needs_mask:
+            instance['mask'] = None
+            return instance
+        segm = _checked_segmentation(ann.get('segmentation'), img, where, report)
+        if segm is None:
+            return None
+        instance['mask'] = segm
+        return instance
+
+    def prepare_data(self, idx: int) -> Any:
+        """Run the pipeline on the idx-th record; a bad image is skipped (None) in training and
+        replaced by a black image in ``test_mode``, with a warning, unless ``strict``."""
+        try:
+            return super().prepare_data(idx)
+        except BadImageError as err:
+            if self.strict:
+                raise
+            data_info = self.get_data_info(idx)
+            self.skipped_images[data_info['img_path']] += 1
+            action = (
+                'a black image stands in for it'
+                if self.test_mode
+                else 'skipped, another image is drawn'
+            )
+            print_log(
+                f'{err}; {action} (bad image {sum(self.skipped_images.values())} in this '
+                f'process; CocoDataset(strict=True) raises instead)',
+                logger='current',
+                level=logging.WARNING,
+            )
+            if not self.test_mode:
+                return None
+            data_info['img_placeholder'] = True
+            return self.pipeline(data_info)
 
     def filter_data(self) -> list[dict]:
         """In training, drop images without a non-ignored instance or with a side < min_size."""
@@ -248,3 +364,28 @@ class CocoDataset(BaseDataset):
     def get_cat_ids(self, idx: int) -> list[int]:
         """The 0-based labels of the idx-th image's instances (used by class-balanced samplers)."""
         return [instance['bbox_label'] for instance in self.get_data_info(idx)['instances']]
+
+
+def _is_positive(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 1
+
+
+def _checked_segmentation(segm: Any, img: dict, where: str, report: ParseReport) -> Any:
+    """A COCO segmentation with its degenerate polygons removed, or None (counted) if unusable."""
+    if isinstance(segm, list) and segm and all(isinstance(p, list) for p in segm):
+        polygons = valid_polygons(segm)
+        if len(polygons) < len(segm):
+            counts = [len(p) / 2 for p in segm]
+            report.add('bad_polygon', f'{where}: polygon point counts {counts}')
+        return polygons or None
+    if isinstance(segm, dict) and 'counts' in segm and 'size' in segm:
+        size = list(segm['size']) if isinstance(segm['size'], (list, tuple)) else segm['size']
+        if size == [img['height'], img['width']]:
+            return segm
+        report.add(
+            'bad_mask',
+            f'{where}: RLE size {size} is not the image size {[img["height"], img["width"]]}',
+        )
+        return None
+    report.add('bad_mask', f'{where}: segmentation {str(segm)[:60]} is not polygons or an RLE')
+    return None

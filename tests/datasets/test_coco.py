@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
@@ -67,7 +68,12 @@ def _tiny_coco() -> dict:
 @pytest.fixture
 def tiny_root(tmp_path: Path) -> Path:
     (tmp_path / 'annotations').mkdir()
-    (tmp_path / 'annotations' / 'tiny.json').write_text(json.dumps(_tiny_coco()))
+    coco = _tiny_coco()
+    (tmp_path / 'annotations' / 'tiny.json').write_text(json.dumps(coco))
+    (tmp_path / 'images').mkdir()
+    for img in coco['images']:
+        pixels = np.zeros((img['height'], img['width'], 3), np.uint8)
+        cv2.imwrite(str(tmp_path / 'images' / img['file_name']), pixels)
     return tmp_path
 
 
@@ -106,7 +112,10 @@ def test_parses_records_with_labels_in_class_order(tiny_root: Path) -> None:
     assert bird['mask']['counts'] == [200, 50, 7750]
     assert ds.get_data_info(1)['instances'] == []
     assert ds.get_cat_ids(0) == [1, 0, 2]
-    assert ds.parse_counts == dict(dangling_image=1, bad_category=1, degenerate=1)
+    problems = {kind: n for kind, n in ds.parse_counts.items() if n}
+    assert problems == dict(
+        dangling_image=1, bad_category=1, empty_box=1, images_without_annotations=1
+    )
 
 
 def test_custom_class_subset_keeps_only_its_categories(tiny_root: Path) -> None:
@@ -135,9 +144,12 @@ def test_summary_of_dropped_and_skipped_items_is_logged(
     monkeypatch.setattr(coco_module, 'print_log', lambda msg, **kw: messages.append(msg))
     _build(tiny_root)
     assert len(messages) == 1
-    assert 'dropped 1 degenerate' in messages[0]
-    assert '1 annotations with an unknown image_id' in messages[0]
-    assert '1 with an unknown category_id' in messages[0]
+    summary = messages[0]
+    assert 'tiny.json: 4 images, 5 instances of 3 classes; 1 images without annotations' in summary
+    assert '3 problems' in summary
+    assert '1 empty_box' in summary and 'ann id 14 (' in summary and 'a.png, img_id 1)' in summary
+    assert '1 dangling_image' in summary and 'ann id 15: no image has id 99' in summary
+    assert '1 bad_category' in summary and 'category_id 42 is not in categories' in summary
 
 
 @pytest.mark.parametrize(

@@ -4,26 +4,147 @@ from __future__ import annotations
 
 import numpy as np
 from mmcv.transforms import LoadAnnotations as MMCVLoadAnnotations
-from mmcv.transforms import LoadImageFromFile
+from mmcv.transforms import LoadImageFromFile as MMCVLoadImageFromFile
+from mmengine import fileio
 from pycocotools import mask as mask_utils
 
+from instseg.datasets.bad_data import valid_polygons
+from instseg.datasets.image_io import (
+    COLOR_TYPES,
+    BadImageError,
+    MissingImageError,
+    check_depth_scaling,
+    load_image,
+)
 from instseg.registry import TRANSFORMS
 from instseg.structures.masks import PolygonMasks, RLEMasks
 
-# mmcv's loader already reads ``img_path`` (naming it when the file is missing or undecodable)
-# and sets ``img``, ``img_shape`` and ``ori_shape``; instseg needs nothing more from it.
-TRANSFORMS.register_module(module=LoadImageFromFile)
+
+@TRANSFORMS.register_module()
+class LoadImageFromFile(MMCVLoadImageFromFile):
+    """Read ``img_path`` into ``img``: uint8 [H, W, 3] BGR whatever the file's depth or channels.
+
+    Every file is decoded as stored (OpenCV; tifffile, where installed, for TIFFs OpenCV cannot
+    read), then converted by explicit rules:
+
+    - bit depth: 8-bit stays as is; 16-bit, 32-bit and float images are scaled to uint8 by
+      ``depth_scaling``: ``'minmax'`` (default) maps each image's own min..max to 0..255,
+      which suits microscopy that fills only part of its 16-bit range; ``'dtype'`` maps the
+      type's full range (0..65535, or 0..1 for floats) so that brightness is comparable across
+      images; ``(low, high)`` maps a fixed window (e.g. ``(0, 4095)`` for 12-bit cameras).
+    - channels: gray is repeated into 3 channels; an alpha channel is dropped (pixels keep their
+      stored colour, nothing is blended); channels are in BGR order, as DetDataPreprocessor
+      expects.
+    - orientation: the EXIF orientation is applied, so ``img`` is the image as viewers (and
+      annotation tools) display it, and a COCO record's ``width`` / ``height`` describe that
+      displayed image. ``color_type='color_ignore_orientation'`` keeps the stored pixel grid.
+
+    When the results carry the record's ``height`` and ``width``, the loaded image must have
+    that size, otherwise the annotations would not line up with it: a :class:`BadImageError`
+    names the file and both sizes. Missing files raise :class:`MissingImageError` (a
+    ``FileNotFoundError``); undecodable ones :class:`BadImageError`. :class:`CocoDataset`
+    catches both, skips the image with a warning and counts it, unless it is ``strict``.
+
+    Sets ``img``, ``img_shape`` and ``ori_shape`` (h, w).
+
+    Args:
+        to_float32: return float32 (values still 0..255) instead of uint8.
+        color_type: ``'color'`` (3-channel BGR), ``'grayscale'`` (uint8 [H, W]), either with
+            ``'_ignore_orientation'`` appended, or ``'unchanged'`` (the stored array: any
+            dtype and channel count, no orientation; for custom pipelines).
+        imdecode_backend: only ``'cv2'``.
+        depth_scaling: ``'minmax'``, ``'dtype'`` or ``(low, high)``, see above.
+        backend_args: mmengine file backend arguments.
+    """
+
+    def __init__(
+        self,
+        to_float32: bool = False,
+        color_type: str = 'color',
+        imdecode_backend: str = 'cv2',
+        depth_scaling: str | tuple[float, float] = 'minmax',
+        *,
+        backend_args: dict | None = None,
+    ) -> None:
+        if color_type not in COLOR_TYPES:
+            raise ValueError(f'color_type must be one of {COLOR_TYPES}, got {color_type!r}')
+        if imdecode_backend != 'cv2':
+            raise ValueError(
+                f"imdecode_backend must be 'cv2' (tifffile is used for TIFFs OpenCV cannot "
+                f'read), got {imdecode_backend!r}'
+            )
+        check_depth_scaling(depth_scaling)
+        super().__init__(
+            to_float32=to_float32,
+            color_type=color_type,
+            imdecode_backend=imdecode_backend,
+            backend_args=backend_args,
+        )
+        self.depth_scaling = (
+            depth_scaling if isinstance(depth_scaling, str) else tuple(depth_scaling)
+        )
+
+    def _read(self, path: str) -> np.ndarray:
+        try:
+            content = fileio.get(path, backend_args=self.backend_args)
+        except FileNotFoundError as err:
+            raise MissingImageError(f'{path}: image file not found') from err
+        except OSError as err:
+            raise BadImageError(f'{path}: cannot read the file ({err})') from err
+        return load_image(content, path, self.color_type, self.depth_scaling)
+
+    def _placeholder(self, results: dict) -> np.ndarray:
+        shape = (results['height'], results['width'])
+        if not self.color_type.startswith('grayscale'):
+            shape += (3,)
+        return np.zeros(shape, np.uint8)
+
+    def _check_size(self, img: np.ndarray, results: dict) -> None:
+        if 'height' not in results or 'width' not in results:
+            return
+        expected = (int(results['height']), int(results['width']))
+        if img.shape[:2] == expected:
+            return
+        hint = ''
+        if img.shape[:2] == expected[::-1]:
+            hint = (
+                '; the sizes are transposed: if the annotations were drawn on the stored pixel '
+                'grid (EXIF orientation ignored), use LoadImageFromFile(color_type='
+                "'color_ignore_orientation')"
+            )
+        raise BadImageError(
+            f'{results["img_path"]}: image is {img.shape[0]}x{img.shape[1]} (h x w, after EXIF '
+            f'orientation) but its record (img_id {results.get("img_id")}) says '
+            f'{expected[0]}x{expected[1]}{hint}'
+        )
+
+    def transform(self, results: dict) -> dict:
+        """Load ``results['img_path']``; with ``img_placeholder`` set (the dataset's stand-in
+        for an unreadable test image) make a black image of the record's size instead."""
+        if results.get('img_placeholder'):
+            img = self._placeholder(results)
+        else:
+            img = self._read(results['img_path'])
+            self._check_size(img, results)
+        if self.to_float32:
+            img = img.astype(np.float32)
+        results['img'] = img
+        results['img_shape'] = img.shape[:2]
+        results['ori_shape'] = img.shape[:2]
+        return results
+
+    def __repr__(self) -> str:
+        return (
+            f'{self.__class__.__name__}(to_float32={self.to_float32}, '
+            f'color_type={self.color_type!r}, depth_scaling={self.depth_scaling!r}, '
+            f'backend_args={self.backend_args})'
+        )
 
 
 def _empty_rle(height: int, width: int) -> dict:
     return mask_utils.frPyObjects(
         {'size': [height, width], 'counts': [height * width]}, height, width
     )
-
-
-def _valid_polygons(segmentation: list) -> list[list[float]]:
-    # COCO polygons need >= 3 (x, y) points; pycocotools would read a 4-number list as a box.
-    return [p for p in segmentation if len(p) >= 6 and len(p) % 2 == 0]
 
 
 @TRANSFORMS.register_module()
@@ -102,7 +223,7 @@ class LoadAnnotations(MMCVLoadAnnotations):
                         f'{where}: instance {i} is annotated as RLE, which PolygonMasks cannot '
                         f'hold; use LoadAnnotations(poly2mask=True)'
                     )
-                polygons = _valid_polygons(segm or [])
+                polygons = valid_polygons(segm or [])
                 if not polygons:
                     polygons = [np.zeros(6)]
                     results['gt_ignore_flags'][i] = True
@@ -114,7 +235,7 @@ class LoadAnnotations(MMCVLoadAnnotations):
     def _to_rle(segm: list | dict | None, height: int, width: int, where: str) -> dict | None:
         """A COCO segmentation as compressed RLE, or None when it has no valid polygon."""
         if isinstance(segm, list):
-            polygons = _valid_polygons(segm)
+            polygons = valid_polygons(segm)
             if not polygons:
                 return None
             return mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
