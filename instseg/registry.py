@@ -28,6 +28,8 @@ from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
 from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
 from mmengine.registry import TASK_UTILS as MMENGINE_TASK_UTILS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
+from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
+from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
 from mmengine.registry import WEIGHT_INITIALIZERS as MMENGINE_WEIGHT_INITIALIZERS
 from mmengine.registry import Registry
 
@@ -99,3 +101,6 @@ WEIGHT_INITIALIZERS = _child('weight initializer', MMENGINE_WEIGHT_INITIALIZERS,
 
 METRICS = _child('metric', MMENGINE_METRICS, 'instseg.evaluation')
 EVALUATOR = _child('evaluator', MMENGINE_EVALUATOR, 'instseg.evaluation')
+
+VISUALIZERS = _child('visualizer', MMENGINE_VISUALIZERS, 'instseg.visualization')
+VISBACKENDS = _child('vis_backend', MMENGINE_VISBACKENDS, 'instseg.visualization')
