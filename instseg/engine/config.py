@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import os.path as osp
 
 from mmengine.config import Config
+from mmengine.logging import print_log
+
+from instseg.engine.config_2x import find_2x_markers, translate_2x
 
 
 def load_config(path: str, cfg_options: dict | None = None, work_dir: str | None = None) -> Config:
     """Read a config file, apply ``--cfg-options`` and settle the work dir.
 
-    The work dir is, in order: ``work_dir``, the config's own ``work_dir``, or
+    A config in mmdetection 2.x's dialect (found after ``_base_`` merging) is translated into
+    instseg's keys first, and the translation logged; ``cfg_options`` then apply to the native
+    keys. The work dir is, in order: ``work_dir``, the config's own ``work_dir``, or
     ``work_dirs/<config file name without .py>``.
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'Config file {path} does not exist')
-    cfg = Config.fromfile(path)
+    cfg = translate_if_2x(Config.fromfile(path), path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if work_dir is not None:
@@ -23,6 +29,23 @@ def load_config(path: str, cfg_options: dict | None = None, work_dir: str | None
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(path))[0])
     return cfg
+
+
+def translate_if_2x(cfg: Config, path: str) -> Config:
+    """``cfg`` itself when native; else its translation, with each translated setting logged."""
+    markers = find_2x_markers(cfg.to_dict())
+    if not markers:
+        return cfg
+    translated, notes = translate_2x(cfg, source=path)
+    print_log(
+        f'{path} is an mmdetection 2.x config ({"; ".join(markers)}); translated to instseg keys '
+        '(tools/misc/upgrade_config.py writes the result as a file):',
+        logger='current',
+    )
+    for note in notes:
+        level = logging.WARNING if note.startswith('WARNING') else logging.INFO
+        print_log(f'  {note}', logger='current', level=level)
+    return translated
 
 
 def enable_amp(cfg: Config, dtype: str | None = None) -> None:
