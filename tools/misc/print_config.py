@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
+
+from instseg.engine.config import load_config
 
 EXAMPLES = """examples:
   python tools/misc/print_config.py configs/demo/mask_rcnn_r18_fpn_demo.py
@@ -30,11 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> str:
     """Print (and save) the merged config; returns its text."""
     args = parse_args(argv)
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'Config file {args.config} does not exist')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    # load_config also translates mmdetection 2.x configs, so this prints what a run would use
+    cfg = load_config(args.config, args.cfg_options)
     text = cfg.pretty_text
     print(f'Config:\n{text}')
     if args.save_path:
