@@ -1,6 +1,15 @@
 """Models: backbones, necks, heads, task utilities, losses and detectors."""
 
-from . import backbones, dense_heads, detectors, losses, necks, roi_heads, task_modules
+from . import (
+    backbones,
+    dense_heads,
+    detectors,
+    losses,
+    necks,
+    roi_heads,
+    task_modules,
+    test_time_augs,
+)
 from .data_preprocessor import DetDataPreprocessor
 
 __all__ = [
@@ -12,4 +21,5 @@ __all__ = [
     'necks',
     'roi_heads',
     'task_modules',
+    'test_time_augs',
 ]

@@ -1,9 +1,29 @@
-"""Data transforms: loading, geometry, packing (registered in ``instseg.registry.TRANSFORMS``)."""
+"""Data transforms: loading, geometry, colour, filtering, wrappers and packing (registered in
+``instseg.registry.TRANSFORMS`` under mmdetection's names)."""
 
 from __future__ import annotations
 
+from .crop import RandomCrop
+from .filtering import FilterAnnotations
 from .formatting import PackDetInputs
-from .geometric import RandomFlip, Resize
+from .geometric import Pad, RandomChoiceResize, RandomFlip, RandomResize, Resize
 from .loading import LoadAnnotations, LoadImageFromFile
+from .photometric import PhotoMetricDistortion
+from .wrappers import AutoAugment, RandomChoice, TestTimeAug
 
-__all__ = ['LoadImageFromFile', 'LoadAnnotations', 'Resize', 'RandomFlip', 'PackDetInputs']
+__all__ = [
+    'AutoAugment',
+    'FilterAnnotations',
+    'LoadAnnotations',
+    'LoadImageFromFile',
+    'PackDetInputs',
+    'Pad',
+    'PhotoMetricDistortion',
+    'RandomChoice',
+    'RandomChoiceResize',
+    'RandomCrop',
+    'RandomFlip',
+    'RandomResize',
+    'Resize',
+    'TestTimeAug',
+]

@@ -1,10 +1,10 @@
-"""Axis-aligned geometry as per-axis index maps, shared by BitmapMasks and RLEMasks.
+"""Axis-aligned geometry of BitmapMasks as per-axis index maps.
 
 Resize (nearest), flip, crop, pad and translate all move whole rows and whole columns, so each
 is described by two int64 arrays: for every output row (column) the input row (column) it copies,
-or -1 for an empty one. BitmapMasks gathers with them; RLEMasks composes them onto its source
-RLEs and gathers only when pixels are asked for, so both give exactly the same pixels after any
-chain of these operations.
+or -1 for an empty one; BitmapMasks gathers with them at every step. RLEMasks instead composes
+the operations exactly (``_axis_map``) and samples its source once; for any single operation the
+two give exactly the same pixels.
 """
 
 from __future__ import annotations
@@ -71,20 +71,6 @@ def translate_maps(
     check_direction(direction, ('horizontal', 'vertical'))
     dy, dx = (0.0, offset) if direction == 'horizontal' else (offset, 0.0)
     return shift_index(height, out_h, dy), shift_index(width, out_w, dx)
-
-
-def compose(current: np.ndarray | None, step: np.ndarray, src: int) -> np.ndarray | None:
-    """Map ``step`` (indices into the current axis) back to the source axis of length ``src``.
-
-    ``current`` is None for the identity; the result is None again when it is the identity.
-    """
-    if current is None:
-        out = step
-    else:
-        out = np.where(step >= 0, current[np.maximum(step, 0)], -1) if len(current) else step
-    if len(out) == src and np.array_equal(out, np.arange(src)):
-        return None
-    return out
 
 
 def gather(masks: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

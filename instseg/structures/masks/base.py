@@ -10,7 +10,7 @@ edge rounding, and bitmaps and RLEs give exactly the same pixels.
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from numbers import Real
 from typing import Any
 
@@ -117,6 +117,36 @@ class BaseInstanceMasks(metaclass=ABCMeta):
     ) -> torch.Tensor:
         """All masks as Tensor[N, H, W] of ``dtype`` on ``device``."""
         return torch.from_numpy(self.to_ndarray()).to(dtype=dtype, device=device)
+
+    def to_bitmap(self) -> BaseInstanceMasks:
+        """The same masks as :class:`BitmapMasks` (allocates N full-size bitmaps)."""
+        from .bitmap import BitmapMasks
+
+        return BitmapMasks(self.to_ndarray(), self.height, self.width)
+
+    def to_rle_masks(self) -> BaseInstanceMasks:
+        """The same masks as :class:`RLEMasks` (pixel-exact)."""
+        from .rle import RLEMasks
+
+        return RLEMasks(self.to_rle(), self.height, self.width)
+
+    def to_polygons(self) -> BaseInstanceMasks:
+        """The masks as :class:`PolygonMasks`: one polygon per connected region, tracing its
+        pixels' outline a quarter pixel inside, so that it rasterises back to the same pixels.
+        Holes cannot be expressed by COCO polygons (their union is the mask): they are filled."""
+        from .polygon import PolygonMasks, window_to_polygons
+
+        polys = [[] if t is None else window_to_polygons(*t) for t in self._tight_windows()]
+        return PolygonMasks._trusted(polys, self.height, self.width)
+
+    def _tight_windows(self) -> Iterator[tuple[np.ndarray, int, int] | None]:
+        """Per instance its pixels inside its tight box as (uint8 window, y0, x0), or None when
+        it is empty. Subclasses avoid the full-size bitmap this fallback decodes."""
+        for i, (x1, y1, x2, y2) in enumerate(self.get_bboxes().astype(np.int64).tolist()):
+            if x2 <= x1 or y2 <= y1:
+                yield None
+            else:
+                yield self[i].to_ndarray()[0, y1:y2, x1:x2], y1, x1
 
     @abstractmethod
     def to_rle(self) -> list[dict]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -106,6 +106,13 @@ class BitmapMasks(IndexMappedMasks):
 
     def to_ndarray(self) -> np.ndarray:
         return self.masks.copy()
+
+    def to_bitmap(self) -> BitmapMasks:
+        return BitmapMasks(self.masks.copy(), self.height, self.width)
+
+    def _tight_windows(self) -> Iterator[tuple[np.ndarray, int, int] | None]:
+        for i, (x1, y1, x2, y2) in enumerate(self.get_bboxes().astype(np.int64).tolist()):
+            yield (self.masks[i, y1:y2, x1:x2], y1, x1) if x2 > x1 else None
 
     def to_rle(self) -> list[dict]:
         return [mask_utils.encode(np.asfortranarray(mask)) for mask in self.masks]

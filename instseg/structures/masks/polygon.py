@@ -171,6 +171,14 @@ class PolygonMasks(BaseInstanceMasks):
     def to_rle(self) -> list[dict]:
         return [polygons_to_rle(polys, self.height, self.width) for polys in self.masks]
 
+    def to_rle_masks(self) -> BaseInstanceMasks:
+        from .rle import RLEMasks
+
+        return RLEMasks.from_polygons(self)
+
+    def to_polygons(self) -> PolygonMasks:
+        return self._trusted([list(polys) for polys in self.masks], self.height, self.width)
+
     @property
     def areas(self) -> np.ndarray:
         """Shoelace area per instance, summed over its polygons (mmdetection's rule)."""
@@ -260,3 +268,25 @@ def clip_polygon(xy: np.ndarray, width: float, height: float) -> np.ndarray:
         candidates = np.stack([cut, nxt], axis=1)
         xy = candidates[np.stack([crosses, nxt_inside], axis=1)]
     return xy
+
+
+def window_to_polygons(window: np.ndarray, y0: int, x0: int) -> list[np.ndarray]:
+    """Outlines of the connected regions of a uint8 window at (y0, x0) -> flat polygons.
+
+    Each pixel is split into 2 x 2 half-pixels before tracing (8-connected, outer outlines), so
+    the outline runs through half-pixel centres: a quarter pixel inside the region's edge, with
+    every region pixel's centre inside and every other pixel's centre outside.
+    """
+    import cv2
+
+    fine = np.pad(np.repeat(np.repeat(window.astype(np.uint8), 2, 0), 2, 1), 1)
+    contours, _ = cv2.findContours(fine, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    polys = []
+    for contour in contours:
+        xy = contour.reshape(-1, 2).astype(np.float64)
+        if len(xy) < 3:
+            continue  # a straight run cannot occur (regions are at least 2 x 2 half-pixels)
+        # Half-pixel index k (after the 1-wide pad) has its centre at (k - 1 + 0.5) / 2.
+        xy = (xy - 0.5) / 2 + [x0, y0]
+        polys.append(xy.reshape(-1))
+    return polys

@@ -1,37 +1,47 @@
 """Instance masks as COCO RLEs with a lazy axis-aligned transform.
 
 The RLEs stay at their source size; resize, flip, crop, pad and translate only compose two
-per-axis index maps (see ``_index_maps``), so they cost O(H + W) whatever the number of
-instances. Pixels are produced one instance at a time, and only inside the instance's box or the
-window asked for, when ``crop_and_resize``, ``to_ndarray``, ``to_rle``, ``areas`` or
-``get_bboxes`` need them; ``rotate`` re-encodes each instance.
+exact per-axis affine maps (see ``_axis_map``), so they cost O(1) whatever the number of
+instances, and the source is resampled once however long the chain. Pixels are produced one
+instance at a time, and only inside the instance's box or the window asked for, when
+``crop_and_resize``, ``to_ndarray``, ``to_rle``, ``areas`` or ``get_bboxes`` need them;
+``rotate`` re-encodes each instance.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import pycocotools.mask as mask_utils
 import torch
 
-from ._index_maps import IndexMappedMasks, compose
+from ._axis_map import AxisMap
 from ._rle_codec import Runs, encode_window, normalise_rle, tighten, zero_rle
 from ._roi import roi_targets
 from .base import (
+    BaseInstanceMasks,
     IndexLike,
     as_indices,
     as_roi_inputs,
     check_cat,
+    check_direction,
     check_out_shape,
+    check_pad,
+    crop_window,
     rotation_matrix,
 )
 from .bitmap import rotate_window
 from .polygon import PolygonMasks
 
 
-class RLEMasks(IndexMappedMasks):
+class RLEMasks(BaseInstanceMasks):
     """N COCO run-length-encoded masks.
+
+    Geometry is lazy: after resize, flip, crop, pad or translate, current pixel (i, j) shows the
+    source pixel its centre maps back to through the whole chain (nearest sampling, done once).
+    A single operation gives exactly the pixels :class:`BitmapMasks` gives; a chain with two or
+    more resamplings (say two resizes) is sharper than BitmapMasks, which resamples each step.
 
     Args:
         rles: COCO RLE dicts ``{'size': [height, width], 'counts': ...}`` with compressed
@@ -43,24 +53,21 @@ class RLEMasks(IndexMappedMasks):
     def __init__(self, rles: Sequence[Mapping], height: int, width: int) -> None:
         self.height, self.width = int(height), int(width)
         self._rles = [normalise_rle(r, self.height, self.width, i) for i, r in enumerate(rles)]
-        self._src_shape = (self.height, self.width)
-        # Source row (column) shown by each current row (column), -1 for padding; None = same.
-        self._rows: np.ndarray | None = None
-        self._cols: np.ndarray | None = None
+        self._ymap = AxisMap.identity(self.height)
+        self._xmap = AxisMap.identity(self.width)
+        self._maps: tuple[np.ndarray | None, np.ndarray | None] | None = None
 
     @classmethod
     def _lazy(
         cls,
         rles: list[dict],
-        src_shape: tuple[int, int],
-        rows: np.ndarray | None,
-        cols: np.ndarray | None,
-        height: int,
-        width: int,
+        ymap: AxisMap,
+        xmap: AxisMap,
+        maps: tuple[np.ndarray | None, np.ndarray | None] | None = None,
     ) -> RLEMasks:
         obj = cls.__new__(cls)
-        obj.height, obj.width = int(height), int(width)
-        obj._rles, obj._src_shape, obj._rows, obj._cols = rles, src_shape, rows, cols
+        obj.height, obj.width = ymap.size, xmap.size
+        obj._rles, obj._ymap, obj._xmap, obj._maps = rles, ymap, xmap, maps
         return obj
 
     @classmethod
@@ -74,7 +81,7 @@ class RLEMasks(IndexMappedMasks):
     def __getitem__(self, index: IndexLike) -> RLEMasks:
         idx = as_indices(index, len(self))
         rles = self._rles[idx] if isinstance(idx, slice) else [self._rles[i] for i in idx]
-        return self._lazy(rles, self._src_shape, self._rows, self._cols, self.height, self.width)
+        return self._lazy(rles, self._ymap, self._xmap, self._maps)
 
     @classmethod
     def cat(cls, masks: Sequence[RLEMasks]) -> RLEMasks:
@@ -83,7 +90,7 @@ class RLEMasks(IndexMappedMasks):
         first = parts[0]
         if all(m._same_transform(first) for m in parts):
             rles = [r for m in parts for r in m._rles]
-            return cls._lazy(rles, first._src_shape, first._rows, first._cols, height, width)
+            return cls._lazy(rles, first._ymap, first._xmap, first._maps)
         # Different source sizes or transforms: bring every part to the common canvas.
         return cls([r for m in parts for r in m.to_rle()], height, width)
 
@@ -92,32 +99,57 @@ class RLEMasks(IndexMappedMasks):
         return cls([], height, width)
 
     def _same_transform(self, other: RLEMasks) -> bool:
-        def same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
-            return a is b or (a is not None and b is not None and np.array_equal(a, b))
+        return self._ymap == other._ymap and self._xmap == other._xmap
 
-        return (
-            self._src_shape == other._src_shape
-            and same(self._rows, other._rows)
-            and same(self._cols, other._cols)
-        )
+    @property
+    def _identity(self) -> bool:
+        return self._ymap.is_identity and self._xmap.is_identity
+
+    def _index_maps(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Source row (column) of each current row (column), -1 for none; None = unchanged."""
+        if self._maps is None:
+            self._maps = (self._ymap.indices(), self._xmap.indices())
+        return self._maps
 
     def _row_map(self) -> np.ndarray:
-        return np.arange(self._src_shape[0]) if self._rows is None else self._rows
+        rows = self._index_maps()[0]
+        return np.arange(self._ymap.src) if rows is None else rows
 
     def _col_map(self) -> np.ndarray:
-        return np.arange(self._src_shape[1]) if self._cols is None else self._cols
+        cols = self._index_maps()[1]
+        return np.arange(self._xmap.src) if cols is None else cols
 
-    def _remap(self, maps: tuple[np.ndarray, np.ndarray]) -> RLEMasks:
-        rows, cols = maps
-        src_h, src_w = self._src_shape
-        return self._lazy(
-            self._rles,
-            self._src_shape,
-            compose(self._rows, rows, src_h),
-            compose(self._cols, cols, src_w),
-            len(rows),
-            len(cols),
-        )
+    def _moved(self, ymap: AxisMap, xmap: AxisMap) -> RLEMasks:
+        return self._lazy(self._rles, ymap, xmap)
+
+    def resize(self, out_shape: tuple[int, int]) -> RLEMasks:
+        out_h, out_w = check_out_shape(out_shape, 'resize')
+        return self._moved(self._ymap.resize(out_h), self._xmap.resize(out_w))
+
+    def flip(self, direction: str = 'horizontal') -> RLEMasks:
+        check_direction(direction, ('horizontal', 'vertical', 'diagonal'))
+        ymap, xmap = self._ymap, self._xmap
+        if direction in ('vertical', 'diagonal'):
+            ymap = ymap.flip()
+        if direction in ('horizontal', 'diagonal'):
+            xmap = xmap.flip()
+        return self._moved(ymap, xmap)
+
+    def crop(self, bbox: np.ndarray) -> RLEMasks:
+        x1, y1, w, h = crop_window(self.height, self.width, bbox)
+        return self._moved(self._ymap.shift(-y1, h), self._xmap.shift(-x1, w))
+
+    def pad(self, out_shape: tuple[int, int]) -> RLEMasks:
+        out_h, out_w = check_pad(self.height, self.width, out_shape)
+        return self._moved(self._ymap.shift(0, out_h), self._xmap.shift(0, out_w))
+
+    def translate(
+        self, out_shape: tuple[int, int], offset: float, direction: str = 'horizontal'
+    ) -> RLEMasks:
+        out_h, out_w = check_out_shape(out_shape, 'translate')
+        check_direction(direction, ('horizontal', 'vertical'))
+        dy, dx = (0.0, offset) if direction == 'horizontal' else (offset, 0.0)
+        return self._moved(self._ymap.shift(dy, out_h), self._xmap.shift(dx, out_w))
 
     def rotate(
         self,
@@ -209,8 +241,15 @@ class RLEMasks(IndexMappedMasks):
                 self._window(runs, y0, y1, x0, x1, out=out[i, y0:y1, x0:x1])
         return out
 
+    def to_rle_masks(self) -> RLEMasks:
+        return self._lazy(self._rles, self._ymap, self._xmap, self._maps)
+
+    def _tight_windows(self) -> Iterator[tuple[np.ndarray, int, int] | None]:
+        for i in range(len(self)):
+            yield self._tight(self._runs(i))
+
     def to_rle(self) -> list[dict]:
-        if self._rows is None and self._cols is None:
+        if self._identity:
             return [{'size': list(r['size']), 'counts': r['counts']} for r in self._rles]
         rles = []
         for i in range(len(self)):
@@ -226,7 +265,7 @@ class RLEMasks(IndexMappedMasks):
     def areas(self) -> np.ndarray:
         if len(self) == 0:
             return np.zeros(0, dtype=np.float32)
-        if self._rows is None and self._cols is None:
+        if self._identity:
             # pycocotools 2.0.11 under numpy 2 overflows on lists of 256+ RLEs: go in chunks.
             chunks = [self._rles[i : i + 255] for i in range(0, len(self), 255)]
             return np.concatenate([mask_utils.area(c) for c in chunks]).astype(np.float32)
@@ -239,7 +278,7 @@ class RLEMasks(IndexMappedMasks):
 
     def get_bboxes(self) -> np.ndarray:
         boxes = np.zeros((len(self), 4), dtype=np.float32)
-        identity = self._rows is None and self._cols is None
+        identity = self._identity
         for i in range(len(self)):
             runs = self._runs(i)
             if identity:
