@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils import checkpoint as cp
 
+from instseg.models.backbones.pretrained import init_backbone_weights
 from instseg.models.layers import build_norm_layer
 from instseg.registry import MODELS
 
@@ -56,13 +57,16 @@ class ResNet(BaseModule):
             ``floor(planes * base_width / 64) * groups`` channels. Defaults to 64.
         with_cp: recompute each residual block in the backward pass to save memory.
             Defaults to False.
-        init_cfg: mmengine init config, e.g. ``dict(type='Pretrained', checkpoint=PATH)``.
+        init_cfg: ``dict(type='Pretrained', checkpoint=PATH[, prefix='backbone.'])`` loads a
+            local torchvision, timm / Hugging Face (``.safetensors``) or mmdetection file.
             Defaults to None (timm's initialisation).
 
     Attributes:
         out_channels: channels of each returned map.
         strides: stride of each returned map relative to the input.
     """
+
+    weight_family = 'resnet'
 
     def __init__(
         self,
@@ -163,6 +167,11 @@ class ResNet(BaseModule):
                 if isinstance(module, _BatchNorm):
                     module.eval()
         return self
+
+    def init_weights(self) -> None:
+        """Load ``init_cfg``'s pretrained file (classifier keys ignored); otherwise keep timm's
+        initialisation."""
+        init_backbone_weights(self)
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         """Map images Tensor[B, 3, H, W] to one Tensor[B, C_i, ceil(H/s_i), ceil(W/s_i)] per
