@@ -10,6 +10,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor, nn
 from torchvision.ops import batched_nms
 
+from instseg.models.layers import ConvModule
 from instseg.registry import MODELS, TASK_UTILS
 from instseg.structures.det_data_sample import SampleList
 
@@ -18,6 +19,8 @@ from instseg.structures.det_data_sample import SampleList
 class RPNHead(BaseModule):
     """A 3x3 conv shared across levels, then 1x1 ``rpn_cls`` (A logits) and ``rpn_reg`` (4A deltas).
 
+    With ``num_convs > 1`` the shared part is a stack of 3x3 conv + ReLU blocks
+    (``rpn_conv.{i}.conv``, as in mmdetection and torchvision's ``maskrcnn_resnet50_fpn_v2``).
     Anchors are ordered location-major, A per location, as the ``AnchorGenerator`` lays them out, so
     the conv output [B, A, H, W] flattens to [B, H * W * A] in the same order.
     """
@@ -26,6 +29,7 @@ class RPNHead(BaseModule):
         self,
         in_channels: int,
         feat_channels: int = 256,
+        num_convs: int = 1,
         num_classes: int = 1,
         anchor_generator: dict = dict(
             type='AnchorGenerator', scales=[8], ratios=[0.5, 1.0, 2.0], strides=[4, 8, 16, 32, 64]
@@ -53,7 +57,15 @@ class RPNHead(BaseModule):
         self.loss_cls = MODELS.build(loss_cls)
         self.loss_bbox = MODELS.build(loss_bbox)
         num_anchors = self.prior_generator.num_base_priors[0]
-        self.rpn_conv = nn.Conv2d(in_channels, feat_channels, 3, padding=1)
+        if num_convs < 1:
+            raise ValueError(f'RPNHead num_convs must be at least 1, got {num_convs}')
+        if num_convs == 1:
+            self.rpn_conv = nn.Conv2d(in_channels, feat_channels, 3, padding=1)
+        else:
+            channels = [in_channels] + [feat_channels] * (num_convs - 1)
+            self.rpn_conv = nn.Sequential(
+                *(ConvModule(c, feat_channels, 3, padding=1) for c in channels)
+            )
         self.rpn_cls = nn.Conv2d(feat_channels, num_anchors, 1)
         self.rpn_reg = nn.Conv2d(feat_channels, num_anchors * 4, 1)
         if train_cfg is not None:
@@ -64,7 +76,9 @@ class RPNHead(BaseModule):
         """Per level: objectness [B, A, H, W] and deltas [B, 4A, H, W]."""
         scores, deltas = [], []
         for feat in x:
-            feat = F.relu(self.rpn_conv(feat), inplace=True)
+            feat = self.rpn_conv(feat)
+            if isinstance(self.rpn_conv, nn.Conv2d):  # a stack of blocks ends in its own ReLU
+                feat = F.relu(feat, inplace=True)
             scores.append(self.rpn_cls(feat))
             deltas.append(self.rpn_reg(feat))
         return scores, deltas

@@ -92,7 +92,8 @@ class TwoStageDetector(BaseModel):
         return data_samples
 
     def _forward(self, inputs: Tensor, data_samples: SampleList | None = None) -> tuple:
-        """Raw outputs for tracing and FLOP counting: RPN maps and RoI head outputs on proposals."""
+        """Raw outputs for tracing and FLOP counting: neck maps and RPN maps (RoI heads excluded:
+        their cost depends on the number of proposals)."""
         x = self.extract_feat(inputs)
         rpn_scores, rpn_deltas = self.rpn_head(x)
         return tuple(x), rpn_scores, rpn_deltas

@@ -118,7 +118,11 @@ class FCNMaskHead(BaseModule):
 
 
 def paste_masks(
-    masks: Tensor, boxes: Tensor, img_shape: tuple[int, int], threshold: float = 0.5
+    masks: Tensor,
+    boxes: Tensor,
+    img_shape: tuple[int, int],
+    threshold: float = 0.5,
+    mode: str = 'grid_sample',
 ) -> Tensor:
     """Paste RoI mask probabilities into a full image.
 
@@ -126,9 +130,16 @@ def paste_masks(
     Each mask is resampled bilinearly over the pixels its box covers only (pixel centres at +0.5),
     so the cost grows with the boxes' area, not K x H x W arithmetic; pixels outside a box are False.
     With ``threshold < 0`` the soft probabilities are returned as float instead.
+    ``mode='torchvision'`` reproduces torchvision's ``paste_masks_in_image`` instead (see
+    :func:`paste_masks_like_torchvision`).
     """
     height, width = int(img_shape[0]), int(img_shape[1])
     soft = threshold < 0
+    if mode == 'torchvision':
+        probs = paste_masks_like_torchvision(masks, boxes, height, width)
+        return probs if soft else probs >= threshold
+    if mode != 'grid_sample':
+        raise ValueError(f"paste_masks mode must be 'grid_sample' or 'torchvision', got {mode!r}")
     out = torch.zeros(
         (masks.size(0), height, width),
         dtype=torch.float32 if soft else torch.bool,
@@ -164,4 +175,31 @@ def paste_masks(
         grid = torch.stack(torch.meshgrid(ys, xs, indexing='ij')[::-1], dim=-1)[None]
         patch = F.grid_sample(masks[i : i + 1], grid, align_corners=False)[0, 0]
         out[i, y0:y1, x0:x1] = patch if soft else patch >= threshold
+    return out
+
+
+def paste_masks_like_torchvision(masks: Tensor, boxes: Tensor, height: int, width: int) -> Tensor:
+    """torchvision's mask pasting: masks [K, s, s], boxes [K, 4] -> probabilities [K, H, W] (fp32).
+
+    Each mask gets a one-pixel border of zeros and its box grows by ``(s + 2) / s`` about its
+    centre to match; the grown box is truncated to integer pixels with inclusive ends
+    (``x2 - x1 + 1`` wide) and the mask resized bilinearly onto it. This shifts masks by up to a
+    pixel relative to :func:`paste_masks`; use it only to reproduce torchvision's outputs.
+    """
+    out = torch.zeros((masks.size(0), height, width), dtype=torch.float32, device=masks.device)
+    if masks.size(0) == 0:
+        return out
+    size = masks.size(-1)
+    padded = F.pad(masks.float(), (1, 1, 1, 1))[:, None]
+    boxes = boxes.float()
+    centre = (boxes[:, 2:] + boxes[:, :2]) * 0.5
+    half = (boxes[:, 2:] - boxes[:, :2]) * 0.5 * ((size + 2) / size)
+    # int64 conversion truncates toward zero, as torchvision's does.
+    corners = torch.cat([centre - half, centre + half], dim=1).long().cpu().tolist()
+    for i, (x0, y0, x1, y1) in enumerate(corners):
+        w, h = max(x1 - x0 + 1, 1), max(y1 - y0 + 1, 1)
+        patch = F.interpolate(padded[i : i + 1], size=(h, w), mode='bilinear', align_corners=False)
+        ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1 + 1, width), min(y1 + 1, height)
+        if ix1 > ix0 and iy1 > iy0:
+            out[i, iy0:iy1, ix0:ix1] = patch[0, 0, iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0]
     return out

@@ -49,6 +49,9 @@ class AnchorGenerator:
         scales_per_octave: Number of scales per octave.
         centers: Explicit ``(x, y)`` centre of the base set per level; needs ``center_offset == 0``.
         center_offset: Centre of the base set as a fraction of the base size, in [0, 1].
+        round_base_anchors: Round the base set's coordinates to integers, as torchvision's
+            ``AnchorGenerator`` does (its 0.5-ratio anchor at stride 4 is [-23, -11, 23, 11],
+            not [-22.63, -11.31, 22.63, 11.31]). Defaults to False.
     """
 
     def __init__(
@@ -62,6 +65,7 @@ class AnchorGenerator:
         scales_per_octave: int | None = None,
         centers: Sequence[tuple[float, float]] | None = None,
         center_offset: float = 0.0,
+        round_base_anchors: bool = False,
     ) -> None:
         if not 0.0 <= center_offset <= 1.0:
             raise ValueError(
@@ -96,6 +100,7 @@ class AnchorGenerator:
         self.scale_major = scale_major
         self.centers = centers
         self.center_offset = center_offset
+        self.round_base_anchors = round_base_anchors
         self.base_anchors = [
             self._base_anchors(size, None if centers is None else centers[i])
             for i, size in enumerate(self.base_sizes)
@@ -125,7 +130,8 @@ class AnchorGenerator:
         else:
             ws = (base_size * self.scales[:, None] * w_ratios[None, :]).reshape(-1)
             hs = (base_size * self.scales[:, None] * h_ratios[None, :]).reshape(-1)
-        return torch.stack([cx - 0.5 * ws, cy - 0.5 * hs, cx + 0.5 * ws, cy + 0.5 * hs], dim=-1)
+        anchors = torch.stack([cx - 0.5 * ws, cy - 0.5 * hs, cx + 0.5 * ws, cy + 0.5 * hs], dim=-1)
+        return anchors.round() if self.round_base_anchors else anchors
 
     def _check_sizes(self, featmap_sizes: Sequence[tuple[int, int]]) -> None:
         if len(featmap_sizes) != self.num_levels:
