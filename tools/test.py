@@ -9,10 +9,11 @@ import os.path as osp
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.model import BaseTTAModel, is_model_wrapper
 
-from instseg.apis.inference import check_checkpoint_fits, state_dict_of
+from instseg.apis.inference import check_checkpoint_fits
 from instseg.engine import Runner
 from instseg.engine.checkpoint import TRUST_ENV, load_checkpoint_file
 from instseg.engine.config import load_config
+from instseg.engine.weight_loading import convert_for_model
 
 EXAMPLES = """examples:
   # COCO box and mask AP, with a per-class table
@@ -154,8 +155,10 @@ def main(argv: list[str] | None = None) -> dict:
     configure(cfg, args)
     runner = Runner.from_cfg(cfg)
     # Fail with the differing weights named, rather than test a half-loaded model.
-    state = state_dict_of(load_checkpoint_file(args.checkpoint, map_location='cpu'))
-    check_checkpoint_fits(_detector(runner.model), state, args.checkpoint, args.config)
+    detector = _detector(runner.model)
+    loaded = load_checkpoint_file(args.checkpoint, map_location='cpu')
+    state, _ = convert_for_model(detector, loaded, args.checkpoint)  # torchvision, mmdet 2.x, ...
+    check_checkpoint_fits(detector, state, args.checkpoint, args.config)
     del state
     return runner.test()
 

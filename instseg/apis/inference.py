@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import os.path as osp
-import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ from mmengine.registry import init_default_scope
 from torch import nn
 
 from instseg.engine.checkpoint import load_checkpoint_file
+from instseg.engine.weight_loading import convert_for_model
 from instseg.registry import MODELS, TRANSFORMS
 from instseg.structures import DetDataSample
 
@@ -28,15 +28,6 @@ ImageInput = str | Path | np.ndarray
 
 def _config_name(config: Config) -> str:
     return config.filename or '<config>'
-
-
-def state_dict_of(checkpoint: dict) -> dict[str, torch.Tensor]:
-    """The model weights of a loaded checkpoint (``state_dict`` or the dict itself), with the
-    ``module.`` prefix of (Distributed)DataParallel removed."""
-    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict):
-        raise TypeError(f'a checkpoint must be a dict of tensors, got {type(checkpoint).__name__}')
-    return {re.sub(r'^module\.', '', k): v for k, v in state.items()}
 
 
 def check_checkpoint_fits(
@@ -83,7 +74,8 @@ def load_detector_checkpoint(model: nn.Module, checkpoint: str, config: str = '<
     Returns the loaded checkpoint dict (its ``meta`` holds ``dataset_meta`` when trained here).
     """
     loaded = load_checkpoint_file(checkpoint, map_location='cpu')
-    state = state_dict_of(loaded)
+    # torchvision, mmdetection 2.x and official-release files are converted to our keys first
+    state, _ = convert_for_model(model, loaded, checkpoint)
     check_checkpoint_fits(model, state, checkpoint, config)
     model.load_state_dict(state, strict=False)
     return loaded if isinstance(loaded, dict) else {}
