@@ -164,13 +164,7 @@ class StandardRoIHead(BaseModule):
                 b = scale_boxes(b, meta['scale_factor'])
             boxes.append(b)
         rois = bbox2roi(boxes)
-        mask_probs = (
-            self.mask_head.select_class(
-                self.mask_forward(x, rois), torch.cat([r.labels for r in results])
-            )
-            if rois.size(0) > 0
-            else rois.new_zeros((0, self.mask_head.mask_size, self.mask_head.mask_size))
-        )
+        mask_probs = self.predict_mask_probs(x, rois, torch.cat([r.labels for r in results]))
         threshold = self.test_cfg.get('mask_thr_binary', 0.5)
         out = []
         for res, meta, probs in zip(results, metas, mask_probs.split([len(r) for r in results])):
@@ -179,6 +173,12 @@ class StandardRoIHead(BaseModule):
             res.masks = paste_masks(probs, res.bboxes, shape, threshold)
             out.append(res)
         return out
+
+    def predict_mask_probs(self, x: tuple[Tensor, ...], rois: Tensor, labels: Tensor) -> Tensor:
+        """RoIs [K, 5] and their labels [K] -> fp32 mask probabilities [K, s, s] of those labels."""
+        if rois.size(0) == 0:
+            return rois.new_zeros((0, self.mask_head.mask_size, self.mask_head.mask_size))
+        return self.mask_head.select_class(self.mask_forward(x, rois), labels)
 
 
 def _empty_detections(device: torch.device) -> InstanceData:

@@ -13,15 +13,23 @@ from torchvision.ops import batched_nms
 from instseg.models.layers import ConvModule
 from instseg.registry import MODELS, TASK_UTILS
 
+_DEFAULT_CODER = dict(
+    type='DeltaXYWHBBoxCoder', target_means=[0.0, 0.0, 0.0, 0.0], target_stds=[0.1, 0.1, 0.2, 0.2]
+)
+
 
 @MODELS.register_module()
 class ConvFCBBoxHead(BaseModule):
-    """Shared convs, then shared FCs, then ``fc_cls`` and ``fc_reg``. [K, C, 7, 7] -> scores, deltas.
+    """Shared convs, shared FCs, then ``fc_cls`` and ``fc_reg``. [K, C, 7, 7] -> scores, deltas.
 
     ``fc_cls`` outputs ``num_classes + 1`` logits; the last index is background (mmdetection's
-    convention; torchvision puts background at 0, see the converters). ``fc_reg`` outputs 4 deltas per
-    class, or 4 in total when ``reg_class_agnostic``. With ``reg_decoded_bbox`` the regression loss is
-    computed on decoded boxes (for IoU-type losses).
+    convention; torchvision puts background at 0, see the converters). ``fc_reg`` outputs 4
+    deltas per class, or 4 in total when ``reg_class_agnostic``. With ``reg_decoded_bbox`` the
+    regression loss is computed on decoded boxes (for IoU-type losses such as ``GIoULoss``).
+    ``conv_cfg`` and ``norm_cfg`` go to every shared conv (``shared_convs.{i}.conv`` / ``.bn`` /
+    ``.gn``, as in mmdetection), which get Kaiming init like mmcv's ``ConvModule``.
+    ``bbox_coder``, ``loss_cls`` and ``loss_bbox`` default to mmdetection's: DeltaXYWHBBoxCoder
+    with stds (0.1, 0.1, 0.2, 0.2), softmax cross-entropy and L1.
     """
 
     def __init__(
@@ -33,16 +41,13 @@ class ConvFCBBoxHead(BaseModule):
         in_channels: int = 256,
         roi_feat_size: int = 7,
         num_classes: int = 80,
-        bbox_coder: dict = dict(
-            type='DeltaXYWHBBoxCoder',
-            target_means=[0.0, 0.0, 0.0, 0.0],
-            target_stds=[0.1, 0.1, 0.2, 0.2],
-        ),
+        bbox_coder: dict | None = None,
         reg_class_agnostic: bool = False,
         reg_decoded_bbox: bool = False,
+        conv_cfg: dict | None = None,
         norm_cfg: dict | None = None,
-        loss_cls: dict = dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
-        loss_bbox: dict = dict(type='L1Loss', loss_weight=1.0),
+        loss_cls: dict | None = None,
+        loss_bbox: dict | None = None,
         init_cfg: dict | list | None = None,
     ) -> None:
         if init_cfg is None:
@@ -55,9 +60,9 @@ class ConvFCBBoxHead(BaseModule):
         self.num_classes = num_classes
         self.reg_class_agnostic = reg_class_agnostic
         self.reg_decoded_bbox = reg_decoded_bbox
-        self.bbox_coder = TASK_UTILS.build(bbox_coder)
-        self.loss_cls = MODELS.build(loss_cls)
-        self.loss_bbox = MODELS.build(loss_bbox)
+        self.bbox_coder = TASK_UTILS.build(bbox_coder or _DEFAULT_CODER)
+        self.loss_cls = MODELS.build(loss_cls or dict(type='CrossEntropyLoss', use_sigmoid=False))
+        self.loss_bbox = MODELS.build(loss_bbox or dict(type='L1Loss', loss_weight=1.0))
 
         self.shared_convs = nn.ModuleList(
             ConvModule(
@@ -65,6 +70,7 @@ class ConvFCBBoxHead(BaseModule):
                 conv_out_channels,
                 3,
                 padding=1,
+                conv_cfg=conv_cfg,
                 norm_cfg=norm_cfg,
             )
             for i in range(num_shared_convs)
@@ -78,6 +84,13 @@ class ConvFCBBoxHead(BaseModule):
         last = fc_out_channels if num_shared_fcs else flat
         self.fc_cls = nn.Linear(last, num_classes + 1)
         self.fc_reg = nn.Linear(last, 4 if reg_class_agnostic else 4 * num_classes)
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        for module in self.shared_convs:
+            nn.init.kaiming_normal_(module.conv.weight, mode='fan_out', nonlinearity='relu')
+            if module.conv.bias is not None:
+                nn.init.zeros_(module.conv.bias)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """RoI features [K, C, S, S] -> (cls_score [K, num_classes + 1], bbox_pred [K, 4 or 4C])."""
@@ -125,7 +138,9 @@ class ConvFCBBoxHead(BaseModule):
             'loss_cls': self.loss_cls(cls_score, labels, label_weights, avg_factor=avg_factor)
         }
         with torch.no_grad():
-            losses['acc'] = (cls_score.argmax(1) == labels).float().mean() * 100
+            # 0 (not NaN) when an image batch has no RoIs at all
+            correct = (cls_score.argmax(1) == labels).float().sum()
+            losses['acc'] = correct * 100 / max(labels.numel(), 1)
         pos = (labels >= 0) & (labels < self.num_classes)
         if pos.any():
             pred = bbox_pred.view(bbox_pred.size(0), -1, 4)
@@ -140,19 +155,61 @@ class ConvFCBBoxHead(BaseModule):
         return losses
 
     def decode(self, rois: Tensor, bbox_pred: Tensor, img_shape: tuple[int, int]) -> Tensor:
-        """Deltas -> boxes clipped to ``img_shape``. rois [K, 5], bbox_pred [K, 4 or 4C] -> same width."""
+        """Deltas [K, 4 or 4C] on rois [K, 5] -> boxes [K, 4 or 4C], clipped to ``img_shape``."""
         return self.bbox_coder.decode(rois[:, 1:], bbox_pred, max_shape=img_shape)
 
-    def refine_bboxes(self, rois: Tensor, labels: Tensor, bbox_pred: Tensor, img_shape) -> Tensor:
-        """Regressed box of each RoI for its given label (cascade stages). -> [K, 4]."""
-        pred = bbox_pred.view(bbox_pred.size(0), -1, 4)
-        if not self.reg_class_agnostic:
-            pred = pred[
-                torch.arange(pred.size(0), device=pred.device), labels.clamp(max=pred.size(1) - 1)
-            ]
-        else:
+    def regress_by_class(
+        self, priors: Tensor, labels: Tensor, bbox_pred: Tensor, img_shape: tuple[int, int]
+    ) -> Tensor:
+        """Apply each prior's deltas for its ``labels`` class, clipped to ``img_shape`` (h, w).
+
+        priors [K, 4], labels [K], bbox_pred [K, 4 or 4C] -> boxes [K, 4].
+        """
+        pred = bbox_pred.view(bbox_pred.size(0), bbox_pred.size(1) // 4, 4)
+        if self.reg_class_agnostic:
             pred = pred[:, 0]
-        return self.bbox_coder.decode(rois[:, 1:], pred, max_shape=img_shape)
+        else:
+            pred = pred[torch.arange(pred.size(0), device=pred.device), labels]
+        return self.bbox_coder.decode(priors, pred, max_shape=img_shape)
+
+    @torch.no_grad()
+    def refine_bboxes(
+        self,
+        sampling_results: list,
+        rois: Tensor,
+        cls_score: Tensor,
+        bbox_pred: Tensor,
+        batch_img_metas: list[dict],
+    ) -> list[Tensor]:
+        """Regressed sampled RoIs of each image: the next cascade stage's proposals.
+
+        ``rois`` [K, 5], ``cls_score`` [K, C + 1] and ``bbox_pred`` [K, 4 or 4C] are this head's
+        training outputs on the sampled RoIs (positives then negatives per image). A positive
+        regresses with its ground-truth class, a negative with its highest-scoring foreground
+        class. Ground-truth boxes the sampler added are dropped (the next stage's sampler adds
+        them again). Returns one Tensor [Ki, 4] per image, without gradient.
+        """
+        labels = [
+            torch.cat([res.pos_gt_labels, res.pos_gt_labels.new_full((len(res.neg_inds),), -1)])
+            for res in sampling_results
+        ]
+        labels = torch.cat(labels) if labels else cls_score.new_zeros((0,), dtype=torch.long)
+        labels = torch.where(labels < 0, cls_score[:, :-1].argmax(1), labels)
+        counts = [len(res.pos_inds) + len(res.neg_inds) for res in sampling_results]
+        refined = []
+        for res, meta, r, lab, pred in zip(
+            sampling_results,
+            batch_img_metas,
+            rois.split(counts),
+            labels.split(counts),
+            bbox_pred.detach().split(counts),
+            strict=True,
+        ):
+            boxes = self.regress_by_class(r[:, 1:], lab, pred, meta['img_shape'])
+            keep = torch.ones(len(boxes), dtype=torch.bool, device=boxes.device)
+            keep[: len(res.pos_is_gt)] = res.pos_is_gt == 0
+            refined.append(boxes[keep])
+        return refined
 
     def predict_by_feat(
         self,
@@ -170,7 +227,7 @@ class ConvFCBBoxHead(BaseModule):
         """
         scores = F.softmax(cls_score.float(), dim=-1)[:, :-1]
         boxes = self.decode(rois.float(), bbox_pred.float(), img_meta['img_shape'])
-        boxes = boxes.view(boxes.size(0), -1, 4)
+        boxes = boxes.view(boxes.size(0), boxes.size(1) // 4, 4)
         if rescale and 'scale_factor' in img_meta:
             w_scale, h_scale = img_meta['scale_factor']
             boxes = boxes / boxes.new_tensor([w_scale, h_scale, w_scale, h_scale])

@@ -53,7 +53,8 @@ class SingleRoIExtractor(BaseModule):
 
     def map_roi_levels(self, rois: Tensor, num_levels: int) -> Tensor:
         """Level index of each RoI. [K, 5] -> LongTensor[K] in [0, num_levels)."""
-        scale = torch.sqrt((rois[:, 3] - rois[:, 1]) * (rois[:, 4] - rois[:, 2]))
+        # fp32: a box area above 65504 px overflows fp16 and would pick the coarsest level
+        scale = torch.sqrt((rois[:, 3] - rois[:, 1]).float() * (rois[:, 4] - rois[:, 2]).float())
         levels = torch.floor(torch.log2(scale / self.finest_scale + 1e-6))
         return levels.clamp(min=0, max=num_levels - 1).long()
 
@@ -62,7 +63,8 @@ class SingleRoIExtractor(BaseModule):
         out = feats[0].new_zeros((rois.size(0), self.out_channels, *self.output_size))
         if rois.size(0) == 0:
             return out
-        rois = rois.to(feats[0].dtype)
+        # RoIs stay fp32 under autocast: bf16 rounds coordinates near 1000 px to 4-px steps
+        rois = rois.float()
         if len(feats) == 1:
             return self._pool(feats[0], rois, self.featmap_strides[0])
         levels = self.map_roi_levels(rois, len(feats))
@@ -77,10 +79,10 @@ class SingleRoIExtractor(BaseModule):
 
     def _pool(self, feat: Tensor, rois: Tensor, stride: int) -> Tensor:
         return roi_align(
-            feat,
+            feat.float(),  # roi_align needs one dtype; autocast's own wrapper casts to fp32 too
             rois,
             self.output_size,
             spatial_scale=1.0 / stride,
             sampling_ratio=self.sampling_ratio,
             aligned=self.aligned,
-        )
+        ).to(feat.dtype)
