@@ -35,7 +35,11 @@ model = dict(
         # Per level: the top 1000 anchors; after NMS at 0.7 the best 1000 of all levels.
         rpn=dict(nms_pre=1000, max_per_img=1000, nms=dict(iou_threshold=0.7), min_bbox_size=1e-3),
         rcnn=dict(
-            score_thr=0.05, nms=dict(iou_threshold=0.5), max_per_img=100, mask_thr_binary=0.5
+            score_thr=0.05,
+            nms=dict(iou_threshold=0.5),
+            max_per_img=100,
+            mask_thr_binary=0.5,
+            mask_paste='torchvision',  # grown boxes, integer pixels (see paste_masks)
         ),
     ),
 )

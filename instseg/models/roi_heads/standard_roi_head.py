@@ -166,11 +166,12 @@ class StandardRoIHead(BaseModule):
         rois = bbox2roi(boxes)
         mask_probs = self.predict_mask_probs(x, rois, torch.cat([r.labels for r in results]))
         threshold = self.test_cfg.get('mask_thr_binary', 0.5)
+        paste_mode = self.test_cfg.get('mask_paste', 'grid_sample')
         out = []
         for res, meta, probs in zip(results, metas, mask_probs.split([len(r) for r in results])):
             shape = meta['ori_shape'] if rescale else meta['img_shape']
             res = res.clone()
-            res.masks = paste_masks(probs, res.bboxes, shape, threshold)
+            res.masks = paste_masks(probs, res.bboxes, shape, threshold, paste_mode)
             out.append(res)
         return out
 
