@@ -1,23 +1,211 @@
-"""instseg's Runner: mmengine's, with atomic checkpoint writes."""
+"""instseg's Runner: mmengine's, plus CPU distributed training, default safety hooks, robust
+auto-resume and checkpoints that are only written whole and only from a finite model."""
 
 from __future__ import annotations
 
+import copy
+import logging
 import os.path as osp
+from unittest import mock
 
+import torch
+from mmengine.config import Config
+from mmengine.dist import init_dist, is_distributed, is_main_process
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper, revert_sync_batchnorm
+from mmengine.registry import MODEL_WRAPPERS
 from mmengine.runner import Runner as MMEngineRunner
+from torch import nn
 
-from instseg.engine.checkpoint import save_atomically
+from instseg.engine.checkpoint import latest_checkpoint, remove_stale_temp_files, save_atomically
 from instseg.registry import RUNNERS
+
+# Hooks every run gets in addition to mmengine's defaults; a config removes one by setting it to
+# None in ``default_hooks`` (e.g. ``default_hooks = dict(loss_guard=None)``) or configures it
+# there (e.g. ``default_hooks = dict(loss_guard=dict(type='LossGuardHook', skip_nonfinite=True))``).
+DEFAULT_HOOKS: dict[str, dict] = dict(
+    loss_guard=dict(type='LossGuardHook'),
+    rng_state=dict(type='RNGStateHook'),
+    # Averages BatchNorm statistics over the processes after each epoch (a no-op in a single
+    # process): BN that is not synchronised drifts apart per process, and without this each rank
+    # would validate its images with its own statistics while the checkpoint holds rank 0's.
+    sync_buffers=dict(type='SyncBuffersHook'),
+)
+
+_MMENGINE_DEFAULT_HOOKS = (
+    'runtime_info',
+    'timer',
+    'sampler_seed',
+    'logger',
+    'param_scheduler',
+    'checkpoint',
+)
+
+
+class NonFiniteCheckpointError(RuntimeError):
+    """The model holds NaN or Inf values, so it is not written as a checkpoint."""
+
+
+def dist_backend(requested: str | None) -> str:
+    """The ``torch.distributed`` backend for this host: ``requested``, or NCCL with CUDA and gloo
+    without it. A requested NCCL (mmdetection's default runtime) falls back to gloo on a host
+    without CUDA, where NCCL cannot run, with a warning."""
+    cuda = torch.cuda.is_available()
+    if requested is None:
+        return 'nccl' if cuda else 'gloo'
+    if requested == 'nccl' and not cuda:
+        print_log(
+            "env_cfg.dist_cfg.backend='nccl' needs CUDA, which this host lacks: using gloo",
+            logger='current',
+            level=logging.WARNING,
+        )
+        return 'gloo'
+    return requested
+
+
+def nonfinite_tensors(module: nn.Module) -> list[str]:
+    """Names of the floating-point parameters and buffers of ``module`` holding NaN or Inf."""
+    state = module.state_dict()
+    floats = [(k, v) for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point()]
+    if not floats or bool(torch.stack([torch.isfinite(v).all() for _, v in floats]).all()):
+        return []
+    return [k for k, v in floats if not bool(torch.isfinite(v).all())]
+
+
+class _TextCachingConfig(Config):
+    """A config whose ``pretty_text`` is computed once per content.
+
+    mmengine formats the whole config with yapf for every checkpoint it writes (up to a second
+    on a busy CPU, several times per epoch with ``save_best``); the runner's config rarely
+    changes, so the text is reused until its content does.
+    """
+
+    @property
+    def pretty_text(self) -> str:
+        key = repr(self._cfg_dict)
+        cached = self.__dict__.get('_pretty_text_cache')
+        if cached is None or cached[0] != key:
+            cached = (key, super().pretty_text)
+            object.__setattr__(self, '_pretty_text_cache', cached)  # Config routes setattr
+        return cached[1]
 
 
 @RUNNERS.register_module()
 class Runner(MMEngineRunner):
-    """mmengine's Runner whose checkpoints appear only when completely written."""
+    """mmengine's Runner with what instseg's training needs on top.
+
+    - Distributed runs pick the process-group backend for the host (NCCL on GPUs, gloo on CPU)
+      and also run on CPU-only hosts, where ``SyncBN`` falls back to per-process BatchNorm.
+    - ``LossGuardHook``, ``RNGStateHook`` and ``SyncBuffersHook`` are registered by default (see
+      ``DEFAULT_HOOKS``).
+    - Checkpoints are written to a temporary file and renamed, and refused for a model holding
+      NaN or Inf (:class:`NonFiniteCheckpointError`).
+    - Auto-resume (``resume=True`` without ``load_from``) finds the latest checkpoint even when
+      ``last_checkpoint`` is stale, and removes temporary files left by killed writers.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if type(self.cfg) is Config:
+            object.__setattr__(self.cfg, '__class__', _TextCachingConfig)
+
+    def setup_env(self, env_cfg: dict) -> None:
+        """mmengine's environment set-up with the backend chosen by :func:`dist_backend`."""
+        if self.distributed and not is_distributed():
+            env_cfg = copy.deepcopy(dict(env_cfg))
+            dist_cfg = dict(env_cfg.get('dist_cfg') or {})
+            dist_cfg['backend'] = dist_backend(dist_cfg.get('backend'))
+            env_cfg['dist_cfg'] = dist_cfg
+            if not torch.cuda.is_available():
+                # mmengine's launchers select a CUDA device unconditionally; a CPU host has none.
+                with mock.patch.object(torch.cuda, 'set_device', lambda device: None):
+                    init_dist(self.launcher, **dist_cfg)
+        super().setup_env(env_cfg)
+
+    def wrap_model(self, model_wrapper_cfg: dict | None, model: nn.Module) -> nn.Module:
+        """mmengine's DDP wrapping; on a CPU host DDP gets no ``device_ids`` and SyncBN layers,
+        which have no CPU kernel, become BatchNorm (statistics stay per process)."""
+        if not self.distributed or is_model_wrapper(model) or torch.cuda.is_available():
+            return super().wrap_model(model_wrapper_cfg, model)
+        if any(isinstance(m, nn.SyncBatchNorm) for m in model.modules()):
+            self.logger.warning(
+                'SyncBN needs CUDA: on this CPU host its layers run as BatchNorm with '
+                'per-process statistics'
+            )
+            model = revert_sync_batchnorm(model)
+        if self.cfg.get('sync_bn') is not None:
+            self.logger.warning(f'sync_bn={self.cfg.sync_bn!r} is ignored on a CPU host')
+        if model_wrapper_cfg is None:
+            model_wrapper_cfg = dict(
+                broadcast_buffers=False,
+                find_unused_parameters=self.cfg.get('find_unused_parameters', False),
+            )
+        model_wrapper_cfg = dict(model_wrapper_cfg)
+        model_wrapper_cfg.setdefault('type', 'MMDistributedDataParallel')
+        return MODEL_WRAPPERS.build(model_wrapper_cfg, default_args=dict(module=model.cpu()))
+
+    def register_default_hooks(self, hooks: dict | None = None) -> None:
+        """mmengine's default hooks plus ``DEFAULT_HOOKS``; ``hooks`` overrides either, and a
+        None in it leaves that hook out."""
+        hooks = dict(hooks or {})
+        for name, cfg in DEFAULT_HOOKS.items():
+            hooks.setdefault(name, copy.deepcopy(cfg))
+        # mmengine accepts None (= leave out) only for its own default names
+        hooks = {k: v for k, v in hooks.items() if v is not None or k in _MMENGINE_DEFAULT_HOOKS}
+        super().register_default_hooks(hooks)
+
+    def load_or_resume(self) -> None:
+        """mmengine's, with auto-resume using :func:`latest_checkpoint`."""
+        if is_main_process() and osp.isdir(self.work_dir):
+            for path in remove_stale_temp_files(self.work_dir):
+                self.logger.info(f'Removed {path}, left by a killed checkpoint writer')
+        if self._resume and self._load_from is None and not self._has_loaded:
+            found = latest_checkpoint(self.work_dir)
+            if found is None:
+                self.logger.info(f'No checkpoint in {self.work_dir} to resume from: starting anew')
+                self._resume = False
+            else:
+                self._load_from = found
+        super().load_or_resume()
+
+    def load_checkpoint(
+        self,
+        filename: str,
+        map_location: str | object = 'cpu',
+        strict: bool = False,
+        revise_keys: list = [(r'^module\.', '')],  # noqa: B006  (mmengine's signature)
+    ) -> dict:
+        """mmengine's ``load_checkpoint`` (``load_from``, ``--resume``, ``tools/test.py``) that
+        reads through the safe loader and converts torchvision / mmdetection key names on the fly;
+        see :func:`instseg.engine.weight_loading.load_detector_state`. Returns the checkpoint."""
+        from instseg.engine.weight_loading import load_detector_state, read_checkpoint
+
+        checkpoint = read_checkpoint(filename, map_location)
+        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        load_detector_state(
+            model, checkpoint, str(filename), strict, revise_keys=revise_keys, logger=self.logger
+        )
+        self._has_loaded = True
+        return checkpoint
 
     def save_checkpoint(self, out_dir: str, filename: str, *args, **kwargs) -> None:
+        """mmengine's ``save_checkpoint``, written whole or not at all, and never from a model
+        holding NaN or Inf. Called on every rank (as mmengine's hooks do); rank 0 writes."""
+        final = osp.join(out_dir, filename)
+        bad = nonfinite_tensors(self.model.module if is_model_wrapper(self.model) else self.model)
+        if bad:
+            names = ', '.join(bad[:5]) + (f' and {len(bad) - 5} more' if len(bad) > 5 else '')
+            raise NonFiniteCheckpointError(
+                f'Refusing to write checkpoint {final}: the model holds NaN or Inf in {names}. '
+                f'The earlier checkpoints in {out_dir} are kept; fix the cause (lower learning '
+                'rate, optim_wrapper.clip_grad, bad annotations) and continue from the last good '
+                'one with --resume.'
+            )
+        if not is_main_process():
+            return
         if '://' in str(out_dir):  # remote storage: leave it to the backend
             return super().save_checkpoint(out_dir, filename, *args, **kwargs)
-        final = osp.join(out_dir, filename)
 
         def write(tmp_path: str) -> None:
             super(Runner, self).save_checkpoint(

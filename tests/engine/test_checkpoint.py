@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fractions
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,9 @@ from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
 from instseg.engine.checkpoint import (
     TRUST_ENV,
     UnsafeCheckpointError,
+    latest_checkpoint,
     load_checkpoint_file,
+    remove_stale_temp_files,
     save_atomically,
 )
 
@@ -128,3 +131,52 @@ def test_getattr_beyond_history_buffer_methods_is_refused(tmp_path: Path, monkey
     torch.save({'x': _GetattrEscape()}, path)
     with pytest.raises(UnsafeCheckpointError, match='escape.pth'):
         load_checkpoint_file(str(path))
+
+
+def test_temp_file_sits_next_to_the_target_until_renamed(tmp_path: Path) -> None:
+    seen = []
+
+    def write(tmp: str) -> None:
+        seen.append(Path(tmp))
+        torch.save({'v': 1}, tmp)
+
+    save_atomically(write, str(tmp_path / 'epoch_1.pth'))
+    (tmp,) = seen
+    assert tmp.parent == tmp_path and tmp.name.startswith('.epoch_1.pth.tmp.')
+    assert tmp.name.endswith(f'.{os.getpid()}') and not tmp.exists()
+
+
+def test_stale_temp_files_of_dead_writers_are_removed(tmp_path: Path) -> None:
+    host = socket.gethostname()
+    dead = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'],
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    stale = tmp_path / f'.epoch_2.pth.tmp.{host}.{dead}'
+    live = tmp_path / f'.epoch_3.pth.tmp.{host}.{os.getpid()}'
+    other_host = tmp_path / f'.epoch_4.pth.tmp.elsewhere.{dead}'
+    for path in (stale, live, other_host):
+        path.write_bytes(b'partial')
+    assert remove_stale_temp_files(str(tmp_path)) == [str(stale)]
+    assert not stale.exists() and live.exists() and other_host.exists()
+
+
+def test_latest_checkpoint_follows_last_checkpoint(tmp_path: Path) -> None:
+    assert latest_checkpoint(str(tmp_path)) is None
+    for name in ('epoch_1.pth', 'epoch_2.pth'):
+        torch.save({}, tmp_path / name)
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_1.pth'))
+    assert latest_checkpoint(str(tmp_path)) == str(tmp_path / 'epoch_1.pth')
+
+
+def test_latest_checkpoint_survives_a_moved_or_broken_pointer(tmp_path: Path) -> None:
+    torch.save({}, tmp_path / 'epoch_1.pth')
+    os.utime(tmp_path / 'epoch_1.pth', (1, 1))
+    torch.save({}, tmp_path / 'epoch_2.pth')
+    # a work dir copied from elsewhere: the pointer's absolute path is gone, its file name is here
+    (tmp_path / 'last_checkpoint').write_text('/gone/work_dir/epoch_1.pth')
+    assert latest_checkpoint(str(tmp_path)) == str(tmp_path / 'epoch_1.pth')
+    # an empty pointer (killed while writing it): the newest epoch_N / iter_N file
+    (tmp_path / 'last_checkpoint').write_text('')
+    assert latest_checkpoint(str(tmp_path)) == str(tmp_path / 'epoch_2.pth')
+    (tmp_path / 'last_checkpoint').unlink()
+    (tmp_path / '.epoch_3.pth.tmp.host.1').write_bytes(b'half')  # never a temp file
+    assert latest_checkpoint(str(tmp_path)) == str(tmp_path / 'epoch_2.pth')

@@ -2,4 +2,14 @@
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from .curves_hook import TrainingCurvesHook
+from .loss_guard_hook import LossGuardHook
+from .rng_state_hook import RNGStateHook
+from .visualization_hook import DetVisualizationHook
+
+__all__: list[str] = [
+    'DetVisualizationHook',
+    'LossGuardHook',
+    'RNGStateHook',
+    'TrainingCurvesHook',
+]

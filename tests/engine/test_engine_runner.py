@@ -1,0 +1,58 @@
+"""instseg's Runner: backend choice, default hooks, checkpoint retention, best-checkpoint rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from engine_toy import toy_runner
+
+from instseg.engine.hooks import RNGStateHook
+from instseg.engine.runner import dist_backend
+
+
+@pytest.mark.parametrize(
+    ('requested', 'cuda', 'expected'),
+    [
+        (None, True, 'nccl'),
+        (None, False, 'gloo'),
+        ('nccl', False, 'gloo'),  # mmdetection's default runtime on a CPU host
+        ('nccl', True, 'nccl'),
+        ('gloo', True, 'gloo'),
+    ],
+)
+def test_backend_follows_the_host(monkeypatch, requested, cuda, expected) -> None:
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: cuda)
+    assert dist_backend(requested) == expected
+
+
+def test_rng_state_hook_is_registered_by_default(tmp_path: Path) -> None:
+    assert [h for h in toy_runner(tmp_path / 'a').hooks if isinstance(h, RNGStateHook)]
+    runner = toy_runner(tmp_path / 'b', default_hooks=dict(rng_state=None))
+    assert not [h for h in runner.hooks if isinstance(h, RNGStateHook)]
+
+
+def test_max_keep_ckpts_deletes_the_oldest(tmp_path: Path) -> None:
+    hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2))
+    toy_runner(tmp_path, epochs=4, default_hooks=hooks).train()
+    assert sorted(p.name for p in tmp_path.glob('*.pth')) == ['epoch_3.pth', 'epoch_4.pth']
+
+
+@pytest.mark.parametrize(('rule', 'best_epoch'), [('greater', 4), ('less', 2)])
+def test_save_best_keeps_one_checkpoint_by_rule(tmp_path: Path, rule: str, best_epoch: int) -> None:
+    scores = [0.5, 0.2, 0.3, 0.7]
+    hooks = dict(
+        checkpoint=dict(
+            type='CheckpointHook', interval=1, max_keep_ckpts=1, save_best='toy/score', rule=rule
+        )
+    )
+    runner = toy_runner(tmp_path, epochs=4, default_hooks=hooks, val_scores=scores)
+    runner.train()
+    best = sorted(p.name for p in tmp_path.glob('best_*.pth'))
+    assert best == [f'best_toy_score_epoch_{best_epoch}.pth']
+    assert runner.message_hub.get_info('best_score') == scores[best_epoch - 1]
+    ckpt = torch.load(tmp_path / 'epoch_4.pth', weights_only=False)
+    # the best-metric record travels in the checkpoint, so a resumed run keeps comparing with it
+    assert ckpt['message_hub']['runtime_info']['best_score'] == scores[best_epoch - 1]
+    assert sorted(p.name for p in tmp_path.glob('epoch_*.pth')) == ['epoch_4.pth']
