@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from mmengine.model import BaseModule
 from torch import Tensor
-from torchvision.ops import roi_align
 
+from instseg.models.layers.roi_align import roi_align
 from instseg.registry import MODELS
 
 
@@ -14,11 +14,13 @@ from instseg.registry import MODELS
 class SingleRoIExtractor(BaseModule):
     """RoIAlign on the FPN level chosen by the RoI's size. (features, rois [K, 5]) -> [K, C, S, S].
 
-    A RoI of scale ``sqrt(w * h)`` goes to level ``floor(log2(scale / finest_scale + 1e-6))`` clamped
-    to the available levels (mmdetection's mapping: with ``finest_scale=56`` a 112-224 px RoI pools from
-    the stride-8 level). ``roi_layer`` follows mmdetection's keys and runs on ``torchvision.ops.roi_align``:
-    ``aligned=True`` samples at pixel centres (mmdetection, detectron2), ``aligned=False`` reproduces
-    torchvision's own detectors.
+    A RoI of scale ``sqrt(w * h)`` goes to level ``floor(log2(scale / finest_scale + 1e-6))``
+    clamped to the available levels (mmdetection's mapping: with ``finest_scale=56`` a 112-224 px
+    RoI pools from the stride-8 level). ``roi_layer`` takes mmdetection's keys and has
+    ``torchvision.ops.roi_align``'s semantics (on CPU computed by
+    :func:`instseg.models.layers.roi_align.roi_align`, whose backward is much faster):
+    ``aligned=True`` samples at pixel centres (mmdetection, detectron2), ``aligned=False``
+    reproduces torchvision's own detectors.
     """
 
     def __init__(

@@ -1,0 +1,54 @@
+"""The CPU sparse-matrix RoIAlign against torchvision's kernel: same values, same gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torchvision.ops import roi_align as tv_roi_align
+
+from instseg.models.layers.roi_align import roi_align
+
+
+def _rois(num: int, size: float, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    xy = torch.rand(num, 2, generator=g) * (size + 40) - 20  # some start outside the map
+    wh = torch.rand(num, 2, generator=g) * size / 2
+    wh[:3] = 0.0  # degenerate boxes
+    batch = torch.randint(0, 2, (num, 1), generator=g).float()
+    return torch.cat([batch, xy, xy + wh], 1)
+
+
+@pytest.mark.parametrize('aligned', [True, False])
+@pytest.mark.parametrize('sampling_ratio', [0, 2])
+@pytest.mark.parametrize('output_size', [(7, 7), (14, 14)])
+def test_matches_torchvision_values_and_gradients(aligned, sampling_ratio, output_size) -> None:
+    feat = torch.randn(2, 8, 24, 32, requires_grad=True)
+    rois = _rois(60, 128.0)
+    args = (output_size, 0.25, sampling_ratio, aligned)
+    ours, theirs = roi_align(feat, rois, *args), tv_roi_align(feat, rois, *args)
+    assert ours.shape == (60, 8, *output_size)
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+    grad = torch.randn_like(ours)
+    (g_ours,) = torch.autograd.grad(ours, feat, grad)
+    (g_theirs,) = torch.autograd.grad(theirs, feat, grad)
+    assert g_ours.shape == feat.shape
+    torch.testing.assert_close(g_ours, g_theirs, atol=1e-4, rtol=1e-4)
+
+
+def test_large_rois_use_adaptive_grids_per_roi() -> None:
+    # RoIs of very different sizes get different sample grids in the same call
+    feat = torch.randn(1, 4, 64, 64, requires_grad=True)
+    rois = torch.tensor([[0, 0, 0, 8, 8], [0, 2, 3, 250, 190], [0, 10, 10, 60, 250.0]])
+    ours = roi_align(feat, rois, (7, 7), 0.25, 0, True)
+    torch.testing.assert_close(ours, tv_roi_align(feat, rois, (7, 7), 0.25, 0, True))
+    ours.sum().backward()
+    expected = torch.autograd.grad(tv_roi_align(feat, rois, (7, 7), 0.25, 0, True).sum(), feat)[0]
+    torch.testing.assert_close(feat.grad, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_no_rois_and_other_dtypes_fall_back_to_torchvision() -> None:
+    feat = torch.randn(1, 4, 16, 16)
+    assert roi_align(feat, torch.zeros(0, 5), (7, 7), 1.0, 2, True).shape == (0, 4, 7, 7)
+    rois = torch.tensor([[0, 1.0, 1.0, 9.0, 9.0]])
+    out = roi_align(feat.double(), rois.double(), (7, 7), 1.0, 2, True)
+    assert out.dtype == torch.float64
