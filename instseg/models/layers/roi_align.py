@@ -111,7 +111,8 @@ class _SparseRoIAlign(torch.autograd.Function):
         )
         num_bins = rois.size(0) * output_size[0] * output_size[1]
         pixels = feat.permute(0, 2, 3, 1).reshape(batch * height * width, channels)
-        pooled = _csr(rows, cols, vals, (num_bins, batch * height * width)) @ pixels
+        with torch.autocast('cpu', enabled=False):  # fp32 in, fp32 out, as torchvision's op
+            pooled = _csr(rows, cols, vals, (num_bins, batch * height * width)) @ pixels
         ctx.save_for_backward(rows, cols, vals)
         ctx.feat_shape = feat.shape
         out = pooled.view(rois.size(0), *output_size, channels).permute(0, 3, 1, 2)
@@ -123,7 +124,8 @@ class _SparseRoIAlign(torch.autograd.Function):
         batch, channels, height, width = ctx.feat_shape
         grad_bins = grad_out.permute(0, 2, 3, 1).reshape(-1, channels).float()
         transposed = _csr(cols, rows, vals, (batch * height * width, grad_bins.size(0)))
-        grad = (transposed @ grad_bins).view(batch, height, width, channels)
+        with torch.autocast('cpu', enabled=False):
+            grad = (transposed @ grad_bins).view(batch, height, width, channels)
         return grad.permute(0, 3, 1, 2), None, None, None, None, None
 
 

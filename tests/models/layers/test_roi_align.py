@@ -52,3 +52,14 @@ def test_no_rois_and_other_dtypes_fall_back_to_torchvision() -> None:
     rois = torch.tensor([[0, 1.0, 1.0, 9.0, 9.0]])
     out = roi_align(feat.double(), rois.double(), (7, 7), 1.0, 2, True)
     assert out.dtype == torch.float64
+
+
+def test_runs_in_fp32_under_bf16_autocast() -> None:
+    feat = torch.randn(1, 4, 16, 16, requires_grad=True)
+    rois = torch.tensor([[0, 1.0, 1.0, 40.0, 30.0]])
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = roi_align(feat, rois, (7, 7), 0.5, 2, True)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, tv_roi_align(feat, rois, (7, 7), 0.5, 2, True))
+    out.sum().backward()
+    assert feat.grad is not None and torch.isfinite(feat.grad).all()
