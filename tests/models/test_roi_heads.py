@@ -94,3 +94,16 @@ def test_bbox_head_shapes_and_names() -> None:
     assert {'shared_fcs.0.weight', 'shared_fcs.1.weight', 'fc_cls.weight', 'fc_reg.weight'} <= names
     cls, reg = head(torch.randn(5, 8, 7, 7))
     assert cls.shape == (5, 4) and reg.shape == (5, 12)
+
+
+def test_predict_probs_equals_selecting_the_full_logits() -> None:
+    from instseg.models.roi_heads.mask_heads import FCNMaskHead
+
+    for agnostic in (False, True):
+        head = FCNMaskHead(
+            num_convs=1, in_channels=8, conv_out_channels=8, num_classes=5, class_agnostic=agnostic
+        )
+        head.init_weights()
+        feats, labels = torch.randn(6, 8, 14, 14), torch.tensor([0, 4, 2, 2, 1, 3])
+        expected = head.select_class(head(feats), labels)
+        torch.testing.assert_close(head.predict_probs(feats, labels), expected)

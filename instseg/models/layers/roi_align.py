@@ -69,37 +69,49 @@ def _sampling_entries(
     rows, cols, vals = [], [], []
     # RoIs with the same sampling grid are vectorised together
     pairs = torch.stack([grid_h, grid_w], 1)
-    for gh, gw in torch.unique(pairs, dim=0).tolist():
-        if gh == 0 or gw == 0:
-            continue
+    groups = [g for g in torch.unique(pairs, dim=0).tolist() if g[0] > 0 and g[1] > 0]
+    for gh, gw in groups:
         sel = torch.nonzero((grid_h == gh) & (grid_w == gw)).squeeze(1)
         y_lo, y_hi, wy_lo, wy_hi, y_in = _axis_samples(y1[sel], roi_h[sel], ph, gh, height)
         x_lo, x_hi, wx_lo, wx_hi, x_in = _axis_samples(x1[sel], roi_w[sel], pw, gw, width)
         n = sel.numel()
         base = rois[sel, 0].long() * (height * width)
-        inside = (y_in[:, :, None] & x_in[:, None, :]).to(wy_lo.dtype) / (gh * gw)
-        # bin row of every (roi, y sample, x sample)
-        bin_y = torch.arange(ph * gh, device=rois.device) // gh
-        bin_x = torch.arange(pw * gw, device=rois.device) // gw
-        row = sel[:, None, None] * (ph * pw) + bin_y[None, :, None] * pw + bin_x[None, None, :]
-        for y_idx, wy in ((y_lo, wy_lo), (y_hi, wy_hi)):
-            for x_idx, wx in ((x_lo, wx_lo), (x_hi, wx_hi)):
-                col = base[:, None, None] + y_idx[:, :, None] * width + x_idx[:, None, :]
-                rows.append(row.expand(n, -1, -1).reshape(-1))
-                cols.append(col.reshape(-1))
-                vals.append((wy[:, :, None] * wx[:, None, :] * inside).reshape(-1))
+        scale = (y_in[:, :, None] & x_in[:, None, :]).to(wy_lo.dtype) / (gh * gw)
+        # [n, ph*gh, pw*gw, 4 corners] pixel indices and weights
+        y_idx, wy = (
+            torch.stack([y_lo, y_lo, y_hi, y_hi], -1),
+            torch.stack([wy_lo, wy_lo, wy_hi, wy_hi], -1),
+        )
+        x_idx, wx = (
+            torch.stack([x_lo, x_hi, x_lo, x_hi], -1),
+            torch.stack([wx_lo, wx_hi, wx_lo, wx_hi], -1),
+        )
+        col = base[:, None, None, None] + y_idx[:, :, None] * width + x_idx[:, None, :]
+        val = wy[:, :, None] * wx[:, None, :] * scale[..., None]
+        # reorder to (roi, bin y, bin x, sample y, sample x, corner): entries sorted by bin row
+        order = (n, ph, gh, pw, gw, 4)
+        cols.append(col.view(order).permute(0, 1, 3, 2, 4, 5).reshape(-1))
+        vals.append(val.view(order).permute(0, 1, 3, 2, 4, 5).reshape(-1))
+        bins = sel[:, None] * (ph * pw) + torch.arange(ph * pw, device=rois.device)
+        rows.append(bins.reshape(-1).repeat_interleave(gh * gw * 4))
     if not rows:
         empty = rois.new_zeros(0, dtype=torch.long)
         return empty, empty, rois.new_zeros(0)
-    return torch.cat(rows), torch.cat(cols), torch.cat(vals)
+    rows, cols, vals = torch.cat(rows), torch.cat(cols), torch.cat(vals)
+    if len(groups) > 1:  # each group is sorted by row, the concatenation is not
+        order = torch.argsort(rows, stable=True)
+        rows, cols, vals = rows[order], cols[order], vals[order]
+    return rows, cols, vals
 
 
 def _csr(rows: Tensor, cols: Tensor, vals: Tensor, shape: tuple[int, int]) -> Tensor:
-    """A CSR matrix from COO entries; repeated (row, col) pairs are summed."""
-    coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, shape, check_invariants=False)
+    """A CSR matrix from entries sorted by row; a repeated (row, col) pair adds up in products."""
+    counts = torch.bincount(rows, minlength=shape[0])
+    crow = torch.zeros(shape[0] + 1, dtype=torch.long, device=rows.device)
+    torch.cumsum(counts, 0, out=crow[1:])
     with warnings.catch_warnings():  # "sparse CSR support is in beta": CSR @ dense is all we use
         warnings.simplefilter('ignore', UserWarning)
-        return coo.coalesce().to_sparse_csr()
+        return torch.sparse_csr_tensor(crow, cols, vals, shape, check_invariants=False)
 
 
 class _SparseRoIAlign(torch.autograd.Function):
@@ -123,7 +135,9 @@ class _SparseRoIAlign(torch.autograd.Function):
         rows, cols, vals = ctx.saved_tensors
         batch, channels, height, width = ctx.feat_shape
         grad_bins = grad_out.permute(0, 2, 3, 1).reshape(-1, channels).float()
-        transposed = _csr(cols, rows, vals, (batch * height * width, grad_bins.size(0)))
+        order = torch.argsort(cols, stable=True)  # the transpose's rows are the pixels
+        shape = (batch * height * width, grad_bins.size(0))
+        transposed = _csr(cols[order], rows[order], vals[order], shape)
         with torch.autocast('cpu', enabled=False):
             grad = (transposed @ grad_bins).view(batch, height, width, channels)
         return grad.permute(0, 3, 1, 2), None, None, None, None, None

@@ -111,10 +111,14 @@ class CascadeRoIHead(StandardRoIHead):
 
     def mask_forward(self, x: tuple[Tensor, ...], rois: Tensor, stage: int = -1) -> Tensor:
         """RoIs [K, 5] -> ``stage``'s mask logits [K, n, 28, 28]."""
+        return self.mask_head[stage](self.mask_roi_feats(x, rois, stage))
+
+    def mask_roi_feats(self, x: tuple[Tensor, ...], rois: Tensor, stage: int = -1) -> Tensor:
+        """RoIs [K, 5] -> ``stage``'s pooled mask-branch features [K, C, 14, 14]."""
         extractors = (
             self.bbox_roi_extractor if self.share_roi_extractor else self.mask_roi_extractor
         )
-        return self.mask_head[stage](extractors[stage](x, rois))
+        return extractors[stage](x, rois)
 
     # ----------------------------------------------------------------------------- training
     def loss(
@@ -220,7 +224,7 @@ class CascadeRoIHead(StandardRoIHead):
             size = self.mask_head[-1].mask_size
             return rois.new_zeros((0, size, size))
         probs = [
-            head.select_class(self.mask_forward(x, rois, stage), labels)
+            head.predict_probs(self.mask_roi_feats(x, rois, stage), labels)
             for stage, head in enumerate(self.mask_head)
         ]
         return torch.stack(probs).mean(0)

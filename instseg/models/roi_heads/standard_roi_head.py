@@ -107,8 +107,12 @@ class StandardRoIHead(BaseModule):
 
     def mask_forward(self, x: tuple[Tensor, ...], rois: Tensor) -> Tensor:
         """RoIs [K, 5] -> mask logits [K, n, 28, 28]."""
+        return self.mask_head(self.mask_roi_feats(x, rois))
+
+    def mask_roi_feats(self, x: tuple[Tensor, ...], rois: Tensor) -> Tensor:
+        """RoIs [K, 5] -> pooled mask-branch features [K, C, 14, 14]."""
         extractor = self.bbox_roi_extractor if self.share_roi_extractor else self.mask_roi_extractor
-        return self.mask_head(extractor(x, rois))
+        return extractor(x, rois)
 
     def mask_loss(self, x: tuple[Tensor, ...], sampling_results: list, gt_masks: list) -> Tensor:
         pos_rois = bbox2roi([res.pos_priors for res in sampling_results])
@@ -179,7 +183,7 @@ class StandardRoIHead(BaseModule):
         """RoIs [K, 5] and their labels [K] -> fp32 mask probabilities [K, s, s] of those labels."""
         if rois.size(0) == 0:
             return rois.new_zeros((0, self.mask_head.mask_size, self.mask_head.mask_size))
-        return self.mask_head.select_class(self.mask_forward(x, rois), labels)
+        return self.mask_head.predict_probs(self.mask_roi_feats(x, rois), labels)
 
 
 def _empty_detections(device: torch.device) -> InstanceData:

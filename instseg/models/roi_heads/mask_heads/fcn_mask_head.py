@@ -76,15 +76,31 @@ class FCNMaskHead(BaseModule):
     def mask_size(self) -> int:
         return self.roi_feat_size * self.scale_factor
 
-    def forward(self, x: Tensor) -> Tensor:
-        """RoI features [K, C, S, S] -> mask logits [K, n, S * scale, S * scale]."""
+    def _mask_features(self, x: Tensor) -> Tensor:
         for conv in self.convs:
             x = conv(x)
         if self.upsample is not None:
             x = self.upsample(x)
             if isinstance(self.upsample, nn.ConvTranspose2d):
                 x = self.relu(x)
-        return self.conv_logits(x)
+        return x
+
+    def forward(self, x: Tensor) -> Tensor:
+        """RoI features [K, C, S, S] -> mask logits [K, n, S * scale, S * scale]."""
+        return self.conv_logits(self._mask_features(x))
+
+    def predict_probs(self, x: Tensor, labels: Tensor) -> Tensor:
+        """RoI features [K, C, S, S] and labels [K] -> fp32 probabilities [K, s, s] of each
+        RoI's own class; the same as ``select_class(forward(x), labels)``.
+
+        ``conv_logits`` is 1x1, so each RoI's logit map is one dot product with its class's
+        weights: computing only those skips the other ``num_classes - 1`` maps.
+        """
+        feats = self._mask_features(x)
+        idx = torch.zeros_like(labels) if self.class_agnostic else labels
+        weight = self.conv_logits.weight[idx, :, 0, 0].to(feats.dtype)
+        logits = torch.einsum('kchw,kc->khw', feats, weight)
+        return (logits.float() + self.conv_logits.bias[idx, None, None].float()).sigmoid()
 
     def get_targets(self, sampling_results: list, batch_gt_masks: list, size: int) -> Tensor:
         """Binary targets [P, size, size] for the positive RoIs of all images, in sampling order."""
