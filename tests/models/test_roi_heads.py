@@ -107,3 +107,19 @@ def test_predict_probs_equals_selecting_the_full_logits() -> None:
         feats, labels = torch.randn(6, 8, 14, 14), torch.tensor([0, 4, 2, 2, 1, 3])
         expected = head.select_class(head(feats), labels)
         torch.testing.assert_close(head.predict_probs(feats, labels), expected)
+
+
+def test_mask_head_upsampling_equals_the_transposed_conv() -> None:
+    from instseg.models.roi_heads.mask_heads import FCNMaskHead
+
+    head = FCNMaskHead(num_convs=1, in_channels=8, conv_out_channels=8, num_classes=3)
+    head.init_weights()
+    torch.nn.init.normal_(head.upsample.bias)
+    feats = torch.randn(4, 8, 14, 14, requires_grad=True)
+    ours = head(feats)
+    expected = head.conv_logits(head.relu(head.upsample(head.convs[0](feats))))
+    assert ours.shape == (4, 3, 28, 28)
+    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
+    (g_ours,) = torch.autograd.grad(ours.sum(), feats)
+    (g_expected,) = torch.autograd.grad(expected.sum(), feats)
+    torch.testing.assert_close(g_ours, g_expected, atol=1e-5, rtol=1e-5)
