@@ -2,8 +2,9 @@
 
 Both models get the same architecture settings (instseg's torchvision-equivalent config), the same
 random weights (torchvision's initialisation, converted to instseg's keys, so both find the same
-proposals and detections), the same pixels and ground truth, and the same thread count. Every measurement runs in a
-fresh subprocess, so peak memory and allocator state do not leak from one measurement to the next.
+proposals and detections), the same pixels and ground truth, and the same thread count. Every
+measurement runs in a fresh subprocess, so peak memory and allocator state do not leak from one
+measurement to the next.
 
 Example (the figures in the README):
     python tools/analysis_tools/benchmark_vs_torchvision.py --threads 2 --out bench.json
@@ -26,6 +27,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 TV_CONFIG = REPO / 'configs/mask_rcnn/mask_rcnn_r50_fpn_torchvision.py'
+NUCLEI_VAL = REPO.parent / 'shared' / 'data' / 'nuclei' / 'annotations' / 'instances_val.json'
 NUM_CLASSES = 90  # torchvision's COCO head: 90 categories + background
 
 
@@ -53,6 +55,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument('--demo-config', help='with --demo-checkpoint: segm mAP of fp32 vs --fast')
     parser.add_argument('--demo-checkpoint', help='a trained demo checkpoint')
+    parser.add_argument(
+        '--eval-ann',
+        default=str(NUCLEI_VAL) if NUCLEI_VAL.is_file() else None,
+        help='also time CocoMetric against pycocotools on this annotation file (default: the '
+        'nuclei val split of ../shared/data when present)',
+    )
+    parser.add_argument('--eval-per-image', type=int, default=1000, help='detections per image')
     parser.add_argument('--tiny', action='store_true', help='a seconds-long smoke run (for CI)')
     parser.add_argument('--out', help='also write the JSON here')
     parser.add_argument('--worker', help=argparse.SUPPRESS)  # framework:task:size:setting
@@ -68,7 +77,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def make_batch(num_images: int, h: int, w: int, num_instances: int, seed: int = 0):
     """``num_images`` uint8 BGR images (3, h, w) with elliptical objects, and their ground truth.
 
-    Returns (images, boxes Tensor[N, 4] xyxy, labels Tensor[N] in 0..79, masks uint8 [N, h, w]) lists.
+    Returns lists of images, boxes Tensor[N, 4] xyxy, labels Tensor[N], masks uint8 [N, h, w].
     """
     import cv2
     import numpy as np
@@ -215,8 +224,9 @@ def step_functions(framework: str, task: str, batch, setting: set[str], device: 
     return lambda: model(tv_images)
 
 
-def timed(fn: Callable[[], object], setting: set[str], task: str, device: str, warmup: int,
-          repeats: int) -> list[float]:
+def timed(
+    fn: Callable[[], object], setting: set[str], task: str, device: str, warmup: int, repeats: int
+) -> list[float]:
     import torch
 
     dtype = torch.bfloat16 if 'bf16' in setting else torch.float16
@@ -394,6 +404,13 @@ def main(argv: list[str] | None = None) -> dict:
                 args.demo_config, args.demo_checkpoint, set(fast.split(',')), args.device
             ),
         }
+    if args.eval_ann:
+        sys.path.insert(0, str(Path(__file__).parent))
+        import benchmark_coco_eval
+
+        report['coco_eval'] = benchmark_coco_eval.main(
+            [args.eval_ann, '--per-image', str(args.eval_per_image)]
+        )
     print_table(report)
     print(json.dumps(report))
     if args.out:
@@ -402,21 +419,33 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def print_table(report: dict) -> None:
-    print(f"device: {report['device']}, torch {report['torch']}, "
-          f"fp32 matmul {report['matmul_fp32_flops'] / 1e9:.0f} GFLOP/s")
-    header = f"{'task':<6}{'size':>10}{'setting':>26}{'instseg s':>11}{'tv s':>9}{'ratio':>7}"
-    header += f"{'inst MiB':>10}{'tv MiB':>9}{'GFLOP':>8}{'util':>6}"
+    print(
+        f'device: {report["device"]}, torch {report["torch"]}, '
+        f'fp32 matmul {report["matmul_fp32_flops"] / 1e9:.0f} GFLOP/s'
+    )
+    header = f'{"task":<6}{"size":>10}{"setting":>26}{"instseg s":>11}{"tv s":>9}{"ratio":>7}'
+    header += f'{"inst MiB":>10}{"tv MiB":>9}{"GFLOP":>8}{"util":>6}'
     print(header)
     for r in report['rows']:
-        tv_s = f"{r['torchvision_s']:.3f}" if 'torchvision_s' in r else '-'
-        tv_mem = f"{r['torchvision_mem_mib']:.0f}" if 'torchvision_mem_mib' in r else '-'
-        gflops = f"{r['instseg_gflops']:.0f}" if 'instseg_gflops' in r else '-'
-        util = f"{r['instseg_flops_util']:.0%}" if 'instseg_flops_util' in r else '-'
-        print(f"{r['task']:<6}{r['size']:>10}{r['setting']:>26}{r['instseg_s']:>11.3f}{tv_s:>9}"
-              f"{r['ratio_vs_torchvision_fp32']:>7.2f}{r['instseg_mem_mib']:>10.0f}{tv_mem:>9}"
-              f"{gflops:>8}{util:>6}")
+        tv_s = f'{r["torchvision_s"]:.3f}' if 'torchvision_s' in r else '-'
+        tv_mem = f'{r["torchvision_mem_mib"]:.0f}' if 'torchvision_mem_mib' in r else '-'
+        gflops = f'{r["instseg_gflops"]:.0f}' if 'instseg_gflops' in r else '-'
+        util = f'{r["instseg_flops_util"]:.0%}' if 'instseg_flops_util' in r else '-'
+        print(
+            f'{r["task"]:<6}{r["size"]:>10}{r["setting"]:>26}{r["instseg_s"]:>11.3f}{tv_s:>9}'
+            f'{r["ratio_vs_torchvision_fp32"]:>7.2f}{r["instseg_mem_mib"]:>10.0f}{tv_mem:>9}'
+            f'{gflops:>8}{util:>6}'
+        )
+    if 'coco_eval' in report:
+        ev = report['coco_eval']
+        print(
+            f'CocoMetric {ev["cocometric_s"]:.2f} s vs pycocotools {ev["pycocotools_s"]:.2f} s '
+            f'(ratio {ev["ratio"]:.2f}) on {ev["detections"]} detections, identical AP'
+        )
     if 'demo_segm_mAP' in report:
-        print('demo segm mAP:', ', '.join(f'{k} {v:.3f}' for k, v in report['demo_segm_mAP'].items()))
+        print(
+            'demo segm mAP:', ', '.join(f'{k} {v:.3f}' for k, v in report['demo_segm_mAP'].items())
+        )
 
 
 if __name__ == '__main__':
