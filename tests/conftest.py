@@ -16,7 +16,8 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / 'shared' / 'data'
 
 
 def shared_data(name: str) -> Path:
-    """Path of a dataset under ../shared/data; fails under CI and skips elsewhere when it is missing."""
+    """Path of a dataset under ../shared/data; fails under CI and skips elsewhere when it is
+    missing."""
     path = SHARED_DATA / name
     if not path.exists():
         message = f'{path} is missing (tests read the real datasets from ../shared/data)'

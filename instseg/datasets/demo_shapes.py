@@ -40,7 +40,8 @@ _MIN_VISIBLE = 0.3  # an object must keep this fraction of its area visible
 def _shape_patch(rng: np.random.Generator, label: int, scale: float) -> np.ndarray:
     """A tight bool mask [h, w] of one randomly sized, elongated and rotated shape."""
     # Long sides of 40-100 px at 160 px: smaller objects are a few cells of the stride-4 feature
-    # map, where 28x28 masks and box deltas are coarse and a demo would mostly measure pixel rounding.
+    # map, where 28x28 masks and box deltas are coarse and a demo would mostly measure pixel
+    # rounding.
     major = rng.uniform(40.0, 100.0) * scale
     aspect = rng.uniform(0.6, 1.0) if SHAPE_CLASSES[label] == 'ring' else rng.uniform(0.45, 1.0)
     angle = rng.uniform(0.0, 180.0)
@@ -154,11 +155,14 @@ def _background(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.nda
 _CLASS_HUES = (0, 60, 120, 28)
 
 
-def _colours(rng: np.random.Generator, background: np.ndarray, labels: list[int]) -> list[np.ndarray]:
+def _colours(
+    rng: np.random.Generator, background: np.ndarray, labels: list[int]
+) -> list[np.ndarray]:
     """BGR object colours from each class's hue family, far from the background and each other.
 
     Each class has its own hue family (with jitter, and random saturation and brightness), on top of
-    its own shape: a model trained from scratch on a CPU for a few minutes can then learn the classes,
+    its own shape: a model trained from scratch on a CPU for a few minutes can then learn the
+    classes,
     which shape alone does not allow in that budget.
     """
     colours: list[np.ndarray] = []

@@ -14,7 +14,8 @@ class AspectRatioBatchSampler(BatchSampler):
     """Batches images of the same orientation (landscape or portrait) to waste less padding.
 
     Indices come from ``sampler`` in its order; each index goes to the landscape or portrait bucket
-    by the dataset's ``get_data_info(i)['width'/'height']`` and a bucket is yielded when full. At the
+    by the dataset's ``get_data_info(i)['width'/'height']`` and a bucket is yielded when full.
+    At the
     end, leftovers are batched together unless ``drop_last``.
     """
 

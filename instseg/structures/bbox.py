@@ -18,7 +18,8 @@ def bbox2roi(bbox_list: list[Tensor]) -> Tensor:
 
 
 def scale_boxes(boxes: Tensor, scale_factor: tuple[float, float]) -> Tensor:
-    """Multiply x coordinates by ``scale_factor[0]`` and y by ``scale_factor[1]``. [N, 4] -> [N, 4]."""
+    """Multiply x coordinates by ``scale_factor[0]`` and y by ``scale_factor[1]``.
+    [N, 4] -> [N, 4]."""
     w_scale, h_scale = scale_factor
     return boxes * boxes.new_tensor([w_scale, h_scale, w_scale, h_scale])
 

@@ -81,7 +81,7 @@ def test_multiclass_nms_thresholds_and_caps() -> None:
     cfg = ConfigDict(score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5), max_per_img=100)
     det = multiclass_nms(boxes, scores, cfg)
     # class 0: box 0 suppresses box 1; class 1: boxes 1 and 2 both kept; score 0.01/0.02 dropped
-    pairs = sorted(zip(det.labels.tolist(), det.scores.tolist()))
+    pairs = sorted(zip(det.labels.tolist(), det.scores.tolist(), strict=True))
     assert [p[0] for p in pairs] == [0, 1, 1]
     assert [p[1] for p in pairs] == pytest.approx([0.9, 0.6, 0.7])
     cfg.max_per_img = 2

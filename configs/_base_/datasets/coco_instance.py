@@ -1,4 +1,5 @@
-# COCO 2017 instance segmentation in mmdetection's layout: data/coco/{train2017,val2017,annotations}.
+# COCO 2017 instance segmentation in mmdetection's layout:
+# data/coco/{train2017,val2017,annotations}.
 # tools/test.py --tta uses the multi-scale flip views of ../tta.py.
 _base_ = ['../tta.py']
 

@@ -1,5 +1,6 @@
 # COCO instance segmentation with the Swin 3x recipe's training augmentation: each image is either
-# resized to a random scale from the multi-scale list, or resized, randomly cropped and resized again.
+# resized to a random scale from the multi-scale list, or resized, randomly cropped and resized
+# again.
 _base_ = './coco_instance.py'
 
 multi_scales = [(1333, s) for s in range(480, 801, 32)]

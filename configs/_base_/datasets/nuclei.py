@@ -1,4 +1,5 @@
-# H&E nuclei tiles in COCO layout (one class): data/nuclei/{images,annotations/instances_{train,val}.json}.
+# H&E nuclei tiles in COCO layout (one class):
+# data/nuclei/{images,annotations/instances_{train,val}.json}.
 # Up to ~1,900 instances per image, so the evaluator keeps up to 1,000 detections per image.
 dataset_type = 'CocoDataset'
 data_root = 'data/nuclei/'

@@ -193,7 +193,7 @@ class RPNHead(BaseModule):
         flat_scores, flat_deltas = self._flatten(scores, deltas)
         nms_pre = cfg.get('nms_pre', -1)
         per_level = []
-        for level, (s, d, a) in enumerate(zip(flat_scores, flat_deltas, anchors)):
+        for level, (s, d, a) in enumerate(zip(flat_scores, flat_deltas, anchors, strict=True)):
             s = s.float().sigmoid()
             if 0 < nms_pre < s.size(1):
                 s, top = s.topk(nms_pre, dim=1)

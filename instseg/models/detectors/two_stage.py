@@ -87,7 +87,7 @@ class TwoStageDetector(BaseModel):
         x = self.extract_feat(inputs)
         proposals = self.rpn_head.predict(x, data_samples)
         results = self.roi_head.predict(x, proposals, data_samples, rescale=rescale)
-        for sample, result in zip(data_samples, results):
+        for sample, result in zip(data_samples, results, strict=True):
             sample.pred_instances = result
         return data_samples
 

@@ -20,7 +20,8 @@ def check_num_classes(bbox_head: BaseModule, mask_head: BaseModule | None) -> No
         if mask_head.num_classes != bbox_head.num_classes:
             raise ValueError(
                 f'roi_head.bbox_head.num_classes={bbox_head.num_classes} but '
-                f'roi_head.mask_head.num_classes={mask_head.num_classes}; set both to the number of '
+                f'roi_head.mask_head.num_classes={mask_head.num_classes}; '
+                'set both to the number of '
                 'classes in your dataset'
             )
 
@@ -69,7 +70,7 @@ class StandardRoIHead(BaseModule):
     ) -> list:
         """Match proposals [Ni, 4] to ground truth and sample RoIs for each image."""
         results = []
-        for boxes, sample in zip(proposals, batch_data_samples):
+        for boxes, sample in zip(proposals, batch_data_samples, strict=True):
             gt = sample.gt_instances
             ignored = sample.get('ignored_instances', None)
             ignore_boxes = ignored.bboxes if ignored is not None and len(ignored) > 0 else None
@@ -127,7 +128,8 @@ class StandardRoIHead(BaseModule):
         batch_data_samples: SampleList,
         rescale: bool = True,
     ) -> list[InstanceData]:
-        """Detections per image: ``bboxes``, ``scores``, ``labels`` and (with a mask head) ``masks``."""
+        """Detections per image: ``bboxes``, ``scores``, ``labels`` and (with a mask head)
+        ``masks``."""
         metas = [sample.metainfo for sample in batch_data_samples]
         results = self.predict_bbox(x, metas, [r.bboxes for r in rpn_results_list], rescale)
         if self.with_mask:
@@ -149,7 +151,11 @@ class StandardRoIHead(BaseModule):
         return [
             self.bbox_head.predict_by_feat(r, c, b, meta, self.test_cfg, rescale)
             for r, c, b, meta in zip(
-                rois.split(counts), cls_score.split(counts), bbox_pred.split(counts), metas
+                rois.split(counts),
+                cls_score.split(counts),
+                bbox_pred.split(counts),
+                metas,
+                strict=True,
             )
         ]
 
@@ -160,9 +166,10 @@ class StandardRoIHead(BaseModule):
         results: list[InstanceData],
         rescale: bool = True,
     ) -> list[InstanceData]:
-        """Add ``masks`` (BoolTensor[K, H, W] at the original size when ``rescale``) to detections."""
+        """Add ``masks`` (BoolTensor[K, H, W] at the original size when ``rescale``) to
+        detections."""
         boxes = []
-        for res, meta in zip(results, metas):
+        for res, meta in zip(results, metas, strict=True):
             b = res.bboxes
             if rescale and 'scale_factor' in meta:
                 b = scale_boxes(b, meta['scale_factor'])
@@ -172,7 +179,9 @@ class StandardRoIHead(BaseModule):
         threshold = self.test_cfg.get('mask_thr_binary', 0.5)
         paste_mode = self.test_cfg.get('mask_paste', 'grid_sample')
         out = []
-        for res, meta, probs in zip(results, metas, mask_probs.split([len(r) for r in results])):
+        for res, meta, probs in zip(
+            results, metas, mask_probs.split([len(r) for r in results]), strict=True
+        ):
             shape = meta['ori_shape'] if rescale else meta['img_shape']
             res = res.clone()
             res.masks = paste_masks(probs, res.bboxes, shape, threshold, paste_mode)

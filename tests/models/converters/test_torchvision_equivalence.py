@@ -178,4 +178,3 @@ def _check_masks(runs: dict) -> None:
     assert pasted.shape == tv_masks.shape
     assert tv_masks.sum() > 10_000  # the masks are not empty
     assert (pasted != tv_masks).sum() <= 1e-3 * tv_masks.sum()
-

@@ -13,7 +13,8 @@ from instseg.registry import MODELS
 
 @MODELS.register_module()
 class FCNMaskHead(BaseModule):
-    """``num_convs`` 3x3 convs, a 2x up-sampling and a 1x1 classifier. [K, C, 14, 14] -> [K, n, 28, 28].
+    """``num_convs`` 3x3 convs, a 2x up-sampling and a 1x1 classifier.
+    [K, C, 14, 14] -> [K, n, 28, 28].
 
     ``n`` is ``num_classes`` (one mask per class, the RoI's label picks one) or 1 when
     ``class_agnostic``. Targets are cut per positive RoI from the compact gt masks
@@ -111,7 +112,7 @@ class FCNMaskHead(BaseModule):
                 res.pos_assigned_gt_inds,
                 device=res.pos_priors.device,
             )
-            for res, gt_masks in zip(sampling_results, batch_gt_masks)
+            for res, gt_masks in zip(sampling_results, batch_gt_masks, strict=True)
         ]
         return torch.cat(targets) if targets else torch.zeros((0, size, size))
 
@@ -173,7 +174,8 @@ def paste_masks(
 
     masks [K, s, s] in [0, 1], boxes [K, 4] in the target image's pixels -> BoolTensor[K, H, W].
     Each mask is resampled bilinearly over the pixels its box covers only (pixel centres at +0.5),
-    so the cost grows with the boxes' area, not K x H x W arithmetic; pixels outside a box are False.
+    so the cost grows with the boxes' area, not K x H x W arithmetic; pixels outside a box are
+    False.
     With ``threshold < 0`` the soft probabilities are returned as float instead.
     ``mode='torchvision'`` reproduces torchvision's ``paste_masks_in_image`` instead (see
     :func:`paste_masks_like_torchvision`).
