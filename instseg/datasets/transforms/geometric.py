@@ -20,6 +20,7 @@ from mmcv.transforms import RandomResize as MMCVRandomResize
 from mmcv.transforms import Resize as MMCVResize
 
 from instseg.registry import TRANSFORMS
+from instseg.structures.masks import PolygonMasks
 
 # Keys indexed per instance, in the order a transform that drops instances updates them.
 INSTANCE_KEYS = ('gt_bboxes', 'gt_bboxes_labels', 'gt_ignore_flags', 'gt_masks')
@@ -77,22 +78,37 @@ class Resize(MMCVResize):
         )
 
     def _resize_bboxes(self, results: dict) -> None:
-        bboxes = results.get('gt_bboxes')
+        """Resize ``gt_masks`` and scale ``gt_bboxes`` (mmcv's transform calls this after the
+        image, with ``img_shape`` and ``scale_factor`` set).
+
+        Raster masks are resampled onto the new pixel grid: an edge lands up to half a pixel
+        from where exact scaling puts it, and a downscale can skip a one-pixel tip. Each box
+        therefore moves by as much as its mask's tight box moved beyond the exact scaling: a
+        box that was its mask's tight box stays exactly that, and one drawn looser keeps its
+        scaled margins. Boxes of empty or emptied masks, and of polygons (which scale exactly),
+        are only scaled.
+        """
+        masks, bboxes = results.get('gt_masks'), results.get('gt_bboxes')
+        height, width = results['img_shape'][:2]
+        if masks is not None:
+            results['gt_masks'] = masks.resize((height, width))
         if bboxes is None:
             return
         w_scale, h_scale = results['scale_factor']
-        bboxes = bboxes * np.array([w_scale, h_scale, w_scale, h_scale], dtype=np.float32)
+        scale = np.array([w_scale, h_scale, w_scale, h_scale], dtype=np.float32)
+        bboxes = bboxes * scale
+        if masks is not None and not isinstance(masks, PolygonMasks):
+            before, after = masks.get_bboxes(), results['gt_masks'].get_bboxes()
+            drawn = (before[:, 2] > before[:, 0]) & (after[:, 2] > after[:, 0])
+            bboxes[drawn] += after[drawn] - before[drawn] * scale
         if self.clip_object_border:
-            height, width = results['img_shape'][:2]
             bboxes[:, 0::2] = bboxes[:, 0::2].clip(0, width)
             bboxes[:, 1::2] = bboxes[:, 1::2].clip(0, height)
         results['gt_bboxes'] = bboxes.astype(np.float32)
 
     def transform(self, results: dict) -> dict:
-        """Resize image, boxes, masks (and mmcv's seg map / keypoints if present)."""
+        """Resize image, masks, boxes (and mmcv's seg map / keypoints if present)."""
         results = super().transform(results)
-        if results.get('gt_masks') is not None:
-            results['gt_masks'] = results['gt_masks'].resize(tuple(results['img_shape'][:2]))
         w_scale, h_scale = results['scale_factor']
         record_homography(results, np.diag([w_scale, h_scale, 1.0]))
         return results

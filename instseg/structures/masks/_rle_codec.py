@@ -7,7 +7,7 @@ paints only the columns asked for.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pycocotools.mask as mask_utils
@@ -52,25 +52,72 @@ def normalise_rle(rle: Mapping, height: int, width: int, index: int) -> dict:
 
 def parse_counts(counts: bytes) -> np.ndarray:
     """Compressed COCO counts (pycocotools' rleToString format) -> int64 run lengths."""
-    chars = np.frombuffer(counts, dtype=np.uint8).astype(np.int64) - 48
+    return parse_counts_many([counts])[0]
+
+
+def parse_counts_many(counts: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Compressed COCO counts of several RLEs, parsed together -> (int64 run lengths of all of
+    them, concatenated; int64 number of runs of each)."""
+    num_chars = np.array([len(c) for c in counts], dtype=np.int64)
+    chars = np.frombuffer(b''.join(counts), dtype=np.uint8).astype(np.int64) - 48
     if chars.size == 0:
-        return np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64), np.zeros(len(counts), dtype=np.int64)
     # Each run length is 5-bit groups, least significant first; bit 0x20 = "more groups follow",
     # bit 0x10 of the last group = sign.
     last = (chars & 0x20) == 0
+    last_chars = np.cumsum(num_chars) - 1
+    bad = (num_chars > 0) & ~last[last_chars.clip(0)]
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f'truncated RLE counts {counts[i][-20:]!r} (instance {i})')
     ends = np.flatnonzero(last)
-    if not last[-1]:
-        raise ValueError(f'truncated RLE counts {counts[-20:]!r}')
     starts = np.concatenate([[0], ends[:-1] + 1])
-    num_chars = ends - starts + 1
-    shifts = 5 * (np.arange(chars.size) - np.repeat(starts, num_chars))
+    group_chars = ends - starts + 1
+    shifts = 5 * (np.arange(chars.size) - np.repeat(starts, group_chars))
     values = np.add.reduceat((chars & 0x1F) << shifts, starts)
     negative = (chars[ends] & 0x10) != 0
-    values -= negative.astype(np.int64) << (5 * num_chars)
-    # From the fourth run on, each value is stored relative to the run two places earlier.
-    values[1::2] = np.cumsum(values[1::2])
-    values[2::2] = np.cumsum(values[2::2])
-    return values
+    values -= negative.astype(np.int64) << (5 * group_chars)
+    lengths = np.diff(np.searchsorted(ends, last_chars, side='right'), prepend=0)
+    # From the fourth run on, each value is stored relative to the run two places earlier: two
+    # running sums per RLE, over runs 1, 3, 5, ... and over runs 2, 4, 6, ...
+    k = np.arange(len(values)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    owner = np.repeat(np.arange(len(counts)), lengths)
+    for chain in (np.flatnonzero(k % 2 == 1), np.flatnonzero((k % 2 == 0) & (k > 0))):
+        if len(chain) == 0:
+            continue
+        sums = np.cumsum(values[chain])
+        first = np.flatnonzero(np.diff(owner[chain], prepend=-1))  # each RLE's first entry
+        before = np.where(first > 0, sums[first - 1], 0)
+        values[chain] = sums - np.repeat(before, np.diff(first, append=len(chain)))
+    return values, lengths
+
+
+def foreground_runs(
+    rles: Sequence[dict], height: int, width: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Foreground runs of compressed RLEs of ``height x width`` masks, in column-major pixel
+    order -> int64 arrays (instance, start, end) with ends exclusive; empty runs left out."""
+    values, lengths = parse_counts_many([r['counts'] for r in rles])
+    owner = np.repeat(np.arange(len(rles)), lengths)
+    totals = np.bincount(owner, weights=values, minlength=len(rles))
+    negative = np.bincount(owner, weights=values < 0, minlength=len(rles))
+    bad = (totals != height * width) | (negative > 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f'RLEMasks: instance {i} has corrupt counts (runs sum to {int(totals[i])}, '
+            f'expected {height * width})'
+        )
+    if len(values) == 0:
+        return (np.zeros(0, dtype=np.int64),) * 3
+    run_end = np.cumsum(values)
+    first = np.cumsum(lengths) - lengths
+    offset = np.repeat(np.where(first > 0, run_end[(first - 1).clip(0)], 0), lengths)
+    run_end -= offset
+    k = np.arange(len(values)) - np.repeat(first, lengths)
+    fg = (k % 2 == 1) & (values > 0)  # runs alternate background / foreground
+    end = run_end[fg]
+    return owner[fg], end - values[fg], end
 
 
 class Runs:

@@ -13,11 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
-import pycocotools.mask as mask_utils
 import torch
 
 from ._axis_map import AxisMap
-from ._rle_codec import Runs, encode_window, normalise_rle, tighten, zero_rle
+from ._rle_codec import Runs, encode_window, foreground_runs, normalise_rle, tighten, zero_rle
 from ._roi import roi_targets
 from .base import (
     BaseInstanceMasks,
@@ -263,31 +262,56 @@ class RLEMasks(BaseInstanceMasks):
 
     @property
     def areas(self) -> np.ndarray:
-        if len(self) == 0:
-            return np.zeros(0, dtype=np.float32)
-        if self._identity:
-            # pycocotools 2.0.11 under numpy 2 overflows on lists of 256+ RLEs: go in chunks.
-            chunks = [self._rles[i : i + 255] for i in range(0, len(self), 255)]
-            return np.concatenate([mask_utils.area(c) for c in chunks]).astype(np.float32)
-        areas = np.zeros(len(self), dtype=np.float32)
-        for i in range(len(self)):
-            tight = self._tight(self._runs(i))
-            if tight is not None:
-                areas[i] = tight[0].sum(dtype=np.int64)
-        return areas
+        owner, rows, cols = self._shown_pieces()[:3]
+        return np.bincount(owner, weights=rows * cols, minlength=len(self)).astype(np.float32)
 
     def get_bboxes(self) -> np.ndarray:
         boxes = np.zeros((len(self), 4), dtype=np.float32)
-        identity = self._identity
-        for i in range(len(self)):
-            runs = self._runs(i)
-            if identity:
-                box = runs.bbox()
-                if box is not None:
-                    boxes[i] = (box[2], box[0], box[3], box[1])
-                continue
-            tight = self._tight(runs)
-            if tight is not None:
-                window, y0, x0 = tight
-                boxes[i] = (x0, y0, x0 + window.shape[1], y0 + window.shape[0])
+        owner, _, _, y0, y1, x0, x1 = self._shown_pieces()
+        if len(owner):
+            shown, starts = np.unique(owner, return_index=True)  # pieces come in instance order
+            boxes[shown] = np.stack(
+                [
+                    np.minimum.reduceat(x0, starts),
+                    np.minimum.reduceat(y0, starts),
+                    np.maximum.reduceat(x1, starts),
+                    np.maximum.reduceat(y1, starts),
+                ],
+                axis=1,
+            )
         return boxes
+
+    def _shown_pieces(self) -> tuple[np.ndarray, ...]:
+        """Where every instance's pixels land on the current canvas, one piece per source column
+        run, without decoding: -> (instance, rows, columns, y0, y1, x0, x1) of each piece still
+        shown (``rows`` x ``columns`` current pixels in [y0, y1) x [x0, x1)), int64 arrays."""
+        height = self._ymap.src
+        owner, start, end = foreground_runs(self._rles, height, self._xmap.src)
+        # Split the runs (column-major) at column ends: column ``col``, source rows [r0, r1).
+        first_col = start // height
+        num = (end - 1) // height - first_col + 1
+        run = np.repeat(np.arange(len(owner)), num)
+        col = first_col[run] + np.arange(len(run)) - np.repeat(np.cumsum(num) - num, num)
+        r0 = np.maximum(start[run] - col * height, 0)
+        r1 = np.minimum(end[run] - col * height, height)
+        rows, y0, y1 = _shown_range(self._row_map(), r0, r1)
+        cols, x0, x1 = _shown_range(self._col_map(), col, col + 1)
+        keep = (rows > 0) & (cols > 0)
+        return owner[run][keep], rows[keep], cols[keep], y0[keep], y1[keep], x0[keep], x1[keep]
+
+
+def _shown_range(
+    index_map: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Current pixels of one axis that show source pixels [lo, hi), for a monotone map of
+    current to source pixels (-1 for none) -> (how many, first, last + 1) per interval."""
+    current = np.flatnonzero(index_map >= 0)
+    source = index_map[current]
+    if len(source) > 1 and source[0] > source[-1]:  # flipped: read it backwards
+        current, source = current[::-1], source[::-1]
+    a, b = np.searchsorted(source, lo), np.searchsorted(source, hi)
+    count = b - a
+    if len(current) == 0:
+        return count, count, count
+    ends = current[a.clip(max=len(current) - 1)], current[(b - 1).clip(min=0)]
+    return count, np.minimum(*ends), np.maximum(*ends) + 1

@@ -36,14 +36,17 @@ def results() -> dict:
 def test_random_resize_by_ratio_and_between_two_scales() -> None:
     out = RandomResize(scale=(60, 40), ratio_range=(0.5, 0.5), keep_ratio=True)(results())
     assert out['img_shape'] == (20, 30) and out['scale'] == (30, 20)
-    np.testing.assert_allclose(out['gt_bboxes'], [[5, 2.5, 15, 12.5], [20, 15, 27.5, 17.5]])
-    # Nearest sampling at pixel centres: columns 20-26 (centres below 27.5), rows 15-16.
+    # Output pixel i samples input 2i + 1: mask 0 (rows 5-24) keeps rows 2-11, mask 1 (columns
+    # 40-54, rows 30-34) columns 20-26 and rows 15-16. Scaled exactly, the boxes would be
+    # [5, 2.5, 15, 12.5] and [20, 15, 27.5, 17.5]; they follow their masks' tight boxes.
     np.testing.assert_array_equal(out['gt_masks'].areas, [100, 7 * 2])
+    np.testing.assert_array_equal(out['gt_bboxes'], [[5, 2, 15, 12], [20, 15, 27, 17]])
+    np.testing.assert_array_equal(out['gt_masks'].get_bboxes(), out['gt_bboxes'])
     # Config lists work as tuples; (w, h) drawn between the two corners, here pinned.
     out = TRANSFORMS.build(dict(type='RandomResize', scale=[[90, 20], [90, 20]]))(results())
     assert out['img_shape'] == (20, 90) and out['scale_factor'] == (1.5, 0.5)
     assert (out['gt_masks'].height, out['gt_masks'].width) == (20, 90)
-    np.testing.assert_allclose(out['gt_bboxes'][0], [15, 2.5, 45, 12.5])
+    np.testing.assert_allclose(out['gt_bboxes'][0], [15, 2, 45, 12])
     np.random.seed(3)
     shapes = {RandomResize((60, 40), (0.5, 2.0), keep_ratio=True)(results())['img_shape']
               for _ in range(20)}  # fmt: skip
@@ -64,9 +67,11 @@ def test_random_choice_resize_draws_from_the_list() -> None:
         out = resize(results())
         factor = 0.5 if out['scale_idx'] == 0 else 2.0
         assert out['img_shape'] == (int(H * factor), int(W * factor))
-        np.testing.assert_allclose(out['gt_bboxes'][0], np.array([10, 5, 30, 25]) * factor)
+        # Within half a pixel of the exact scaling, and tight around the resampled mask.
+        exact = np.array([10, 5, 30, 25]) * factor
+        assert np.abs(out['gt_bboxes'][0] - exact).max() <= 0.5
         assert (out['gt_masks'].height, out['gt_masks'].width) == out['img_shape']
-        assert np.abs(out['gt_masks'].get_bboxes() - out['gt_bboxes']).max() <= 0.5
+        np.testing.assert_array_equal(out['gt_masks'].get_bboxes(), out['gt_bboxes'])
         seen.add(out['scale_idx'])
     assert seen == {0, 1}
     single = RandomChoiceResize(scales=(30, 20), keep_ratio=False)(results())
@@ -77,12 +82,14 @@ def test_resize_and_flip_record_the_pixel_map() -> None:
     out = Resize(scale=(90, 20))(results())
     np.testing.assert_allclose(out['homography_matrix'], np.diag([1.5, 0.5, 1.0]))
     out = RandomFlip(prob=1.0, direction='diagonal')(out)
-    # Composed: x -> 90 - 1.5 x, y -> 20 - 0.5 y; the box corners follow it.
+    # Composed: x -> 90 - 1.5 x, y -> 20 - 0.5 y. The box corners follow it, up to the half
+    # pixel by which the halved rows of the mask (and so its box) moved onto the pixel grid.
     np.testing.assert_allclose(out['homography_matrix'], [[-1.5, 0, 90], [0, -0.5, 20], [0, 0, 1]])
     corners = np.array([[10, 5, 1], [30, 25, 1]]) @ out['homography_matrix'].T
     np.testing.assert_allclose(np.sort(corners[:, 0]), out['gt_bboxes'][0, 0::2])
-    np.testing.assert_allclose(np.sort(corners[:, 1]), out['gt_bboxes'][0, 1::2])
-    assert np.abs(out['gt_masks'].get_bboxes() - out['gt_bboxes']).max() <= 0.5
+    np.testing.assert_allclose(np.sort(corners[:, 1]), [7.5, 17.5])
+    np.testing.assert_allclose(out['gt_bboxes'][0, 1::2], [8, 18])
+    np.testing.assert_array_equal(out['gt_masks'].get_bboxes(), out['gt_bboxes'])
 
 
 @pytest.mark.parametrize(

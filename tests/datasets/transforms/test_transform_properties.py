@@ -14,10 +14,11 @@ from instseg.datasets.transforms import (
     RandomResize,
     Resize,
 )
-from instseg.structures.masks import PolygonMasks, RLEMasks
+from instseg.structures.masks import BitmapMasks, PolygonMasks, RLEMasks
 from instseg.structures.masks.polygon import clip_polygon
 
-TRIALS = 120
+TRIALS = 150
+KINDS = ('polygon', 'rle', 'bitmap')
 
 
 def random_transform(rng: np.random.Generator, shape: tuple[int, int]):
@@ -67,7 +68,7 @@ def test_random_geometric_chains_keep_boxes_tight_and_explain_every_drop() -> No
     dropped = explained = kept = 0
     gaps = []
     for trial in range(TRIALS):
-        kind = 'rle' if trial % 3 else 'polygon'
+        kind = KINDS[trial % 3]
         h, w = (int(v) for v in rng.integers(64, 160, 2))
         results = make_results(rng, int(rng.integers(3, 10)), h, w, kind=kind)
         source = results['source_polygons']
@@ -89,7 +90,9 @@ def test_random_geometric_chains_keep_boxes_tight_and_explain_every_drop() -> No
                 explained += 1
             dropped += len(lost)
         masks, boxes = results['gt_masks'], results['gt_bboxes']
-        assert type(masks) is (RLEMasks if kind == 'rle' else PolygonMasks)
+        assert (
+            type(masks) is {'polygon': PolygonMasks, 'rle': RLEMasks, 'bitmap': BitmapMasks}[kind]
+        )
         assert (masks.height, masks.width) == tuple(results['img_shape'])
         assert results['img'].shape[:2] == tuple(results['img_shape'])
         n = len(boxes)
@@ -99,16 +102,21 @@ def test_random_geometric_chains_keep_boxes_tight_and_explain_every_drop() -> No
         assert boxes.dtype == np.float32
         if n == 0:
             continue
-        pixels = masks if kind == 'rle' else masks.to_rle_masks()
+        # Each box is its mask's tight box within 1 px: a raster mask's pixel extent, a polygon's
+        # own extent (both transform with their boxes to float rounding).
+        gaps.append(np.abs(masks.get_bboxes() - boxes).max(axis=1))
+        pixels = masks.to_rle_masks() if kind == 'polygon' else masks
         assert (pixels.areas > 0).all(), trial  # no kept instance lost its mask
-        gaps.append(np.abs(pixels.get_bboxes() - boxes).max(axis=1))
+        if kind != 'polygon':
+            # Resampled masks move their boxes with them: the box stays exactly tight.
+            np.testing.assert_array_equal(masks.get_bboxes(), boxes, err_msg=str(trial))
+        else:
+            # Rasterising a polygon can miss a thin tip that no pixel centre falls in (up to
+            # 1.9 px in 600 chains): a property of rasterisation, not of the transforms.
+            assert np.abs(pixels.get_bboxes() - boxes).max() <= 2.5, trial
         kept += n
         assert dropped <= n0 * TRIALS
     # The chains did crop instances away, and every one was accounted for.
     assert explained == dropped and dropped > 50 and kept > 300, (dropped, kept)
-    # Each box is its mask's tight box within 1 px. Nearest sampling makes rare exceptions (about
-    # 1 in 100): a downscale can skip the one-pixel tip of an ellipse, and a crop re-fits a cut
-    # box to its mask on the crop's pixel grid, which a later upscale magnifies. Those stay
-    # within 3 px.
     gaps = np.concatenate(gaps)
-    assert (gaps <= 1.0).mean() >= 0.98 and gaps.max() <= 3.0, (np.sort(gaps)[-10:], len(gaps))
+    assert gaps.max() <= 1.0, (np.sort(gaps)[-10:], len(gaps))
