@@ -4,8 +4,9 @@ The RLEs stay at their source size; resize, flip, crop, pad and translate only c
 exact per-axis affine maps (see ``_axis_map``), so they cost O(1) whatever the number of
 instances, and the source is resampled once however long the chain. Pixels are produced one
 instance at a time, and only inside the instance's box or the window asked for, when
-``crop_and_resize``, ``to_ndarray``, ``to_rle``, ``areas`` or ``get_bboxes`` need them;
-``rotate`` re-encodes each instance.
+``crop_and_resize``, ``to_ndarray`` or ``to_rle`` need them; ``rotate`` re-encodes each
+instance. ``areas`` and ``get_bboxes`` decode nothing: they follow every instance's runs,
+column by column, through the axis maps, all instances at once.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
+import pycocotools.mask as mask_utils
 import torch
 
 from ._axis_map import AxisMap
@@ -262,6 +264,8 @@ class RLEMasks(BaseInstanceMasks):
 
     @property
     def areas(self) -> np.ndarray:
+        if self._identity:
+            return _areas(self._rles).astype(np.float32)
         owner, rows, cols = self._shown_pieces()[:3]
         return np.bincount(owner, weights=rows * cols, minlength=len(self)).astype(np.float32)
 
@@ -315,3 +319,10 @@ def _shown_range(
         return count, count, count
     ends = current[a.clip(max=len(current) - 1)], current[(b - 1).clip(min=0)]
     return count, np.minimum(*ends), np.maximum(*ends) + 1
+
+
+def _areas(rles: list[dict]) -> np.ndarray:
+    """pycocotools' areas of ``rles`` (C, no parsing in Python), in chunks of 255: pycocotools
+    2.0.11 under numpy 2 overflows on lists of 256 or more -> int array [N]."""
+    chunks = [mask_utils.area(rles[i : i + 255]) for i in range(0, len(rles), 255)]
+    return np.concatenate(chunks) if chunks else np.zeros(0)
