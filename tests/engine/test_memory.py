@@ -112,3 +112,17 @@ def test_benchmark_memory_runs_and_reports(tmp_path: Path, capsys) -> None:
     printed = capsys.readouterr().out
     assert '64x64 image, 10 instances, ResNet-18, cpu' in printed and 'with_cp saves' in printed
     assert out.read_text().count('step_peak_mb') == 2
+
+
+def test_benchmark_assigner_compares_chunked_and_whole(tmp_path: Path, capsys) -> None:
+    path = ROOT / 'tools' / 'analysis_tools' / 'benchmark_assigner.py'
+    spec = importlib.util.spec_from_file_location('benchmark_assigner', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / 'assigner.json'
+    rows = module.main(['--size', '128', '--instances', '60', '--threads', '1', '--out', str(out)])
+    assert [r['method'] for r in rows] == ['chunked', 'whole']
+    assert all(r['identical'] and r['anchors'] == 4092 and r['seconds'] > 0 for r in rows)
+    assert rows[0]['positives'] == rows[1]['positives'] > 0
+    assert 'assignments identical' in capsys.readouterr().out
+    assert out.read_text().count('peak_mb') == 2

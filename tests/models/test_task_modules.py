@@ -311,6 +311,37 @@ def test_assigner_matches_the_loop_reference(all_: bool) -> None:
         assert torch.equal(res.labels, torch.where(ref > 0, ref - 1, -1))
 
 
+@pytest.mark.parametrize('all_', [True, False])
+def test_assigner_in_chunks_matches_the_whole_matrix(all_: bool) -> None:
+    """A crowded image is assigned a few priors at a time, computing only the gts that reach
+    into each chunk: the result must equal the rules applied to the whole IoU matrix."""
+    g = torch.Generator().manual_seed(3)
+    # Priors in anchor order (row by row over a grid, three shapes per cell), gts on a coarse
+    # grid (exact ties, twins), one gt beyond every prior and one of zero area.
+    cy, cx = torch.meshgrid(torch.arange(0, 96, 8.0), torch.arange(0, 96, 8.0), indexing='ij')
+    centres = torch.stack([cx, cy, cx, cy], dim=-1).reshape(-1, 1, 4)
+    shapes = torch.tensor([[-8.0, -4, 8, 4], [-6, -6, 6, 6], [-4, -8, 4, 8]])
+    priors = (centres + shapes).reshape(-1, 4)
+    xy = torch.randint(0, 22, (60, 2), generator=g).float() * 4
+    gts = torch.cat([xy, xy + torch.randint(1, 5, (60, 2), generator=g).float() * 4], dim=1)
+    gts = torch.cat([gts, gts[:3], torch.tensor([[300.0, 300, 320, 320], [40, 40, 40, 52]])])
+    labels = torch.arange(len(gts)) % 5
+    ignore = torch.tensor([[0.0, 60, 30, 90]])
+    for min_pos in (0.3, 0.5):
+        assigner = _assigner(min_pos_iou=min_pos, gt_max_assign_all=all_, ignore_iof_thr=0.5)
+        assigner.CHUNK_ELEMENTS = 400  # 6 priors per chunk: 72 chunks
+        res = assigner.assign(priors, gts, labels, ignore)
+        overlaps = bbox_overlaps(gts, priors)
+        ignored = bbox_overlaps(priors, ignore, mode='iof').amax(dim=1) > 0.5
+        overlaps[:, ignored] = -1.0
+        ref = _loop_reference(overlaps, 0.7, 0.3, min_pos, all_)
+        ref[ignored] = -1
+        assert torch.equal(res.gt_inds, ref)
+        assert torch.equal(res.labels, torch.where(ref > 0, labels[ref - 1], -1))
+        assert torch.equal(res.max_overlaps, overlaps.max(dim=0).values)
+        assert (ref > 0).sum() > 20 and ignored.sum() > 10
+
+
 def test_ignore_regions() -> None:
     ignore = torch.tensor([[40.0, 40, 70, 70]])  # contains prior 4 entirely
     res = _assigner(ignore_iof_thr=0.5).assign(PRIORS, GTS, GT_LABELS, ignore)

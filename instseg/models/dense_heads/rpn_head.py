@@ -31,17 +31,18 @@ class RPNHead(BaseModule):
         feat_channels: int = 256,
         num_convs: int = 1,
         num_classes: int = 1,
-        anchor_generator: dict = dict(
+        # The dict defaults (mmdetection's signature) are only read: the builders copy them.
+        anchor_generator: dict = dict(  # noqa: B006
             type='AnchorGenerator', scales=[8], ratios=[0.5, 1.0, 2.0], strides=[4, 8, 16, 32, 64]
         ),
-        bbox_coder: dict = dict(
+        bbox_coder: dict = dict(  # noqa: B006
             type='DeltaXYWHBBoxCoder', target_means=[0.0] * 4, target_stds=[1.0] * 4
         ),
-        loss_cls: dict = dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
-        loss_bbox: dict = dict(type='L1Loss', loss_weight=1.0),
+        loss_cls: dict = dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),  # noqa: B006
+        loss_bbox: dict = dict(type='L1Loss', loss_weight=1.0),  # noqa: B006
         train_cfg: ConfigDict | dict | None = None,
         test_cfg: ConfigDict | dict | None = None,
-        init_cfg: dict | None = dict(type='Normal', layer='Conv2d', std=0.01),
+        init_cfg: dict | None = dict(type='Normal', layer='Conv2d', std=0.01),  # noqa: B006
     ) -> None:
         super().__init__(init_cfg=init_cfg)
         if num_classes != 1:

@@ -30,9 +30,10 @@ class FCNMaskHead(BaseModule):
         conv_out_channels: int = 256,
         num_classes: int = 80,
         class_agnostic: bool = False,
-        upsample_cfg: dict = dict(type='deconv', scale_factor=2),
+        # The dict defaults (mmdetection's signature) are only read: the builders copy them.
+        upsample_cfg: dict = dict(type='deconv', scale_factor=2),  # noqa: B006
         norm_cfg: dict | None = None,
-        loss_mask: dict = dict(type='CrossEntropyLoss', use_mask=True, loss_weight=1.0),
+        loss_mask: dict = dict(type='CrossEntropyLoss', use_mask=True, loss_weight=1.0),  # noqa: B006
         init_cfg: dict | list | None = None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
