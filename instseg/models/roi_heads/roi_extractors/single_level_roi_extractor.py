@@ -6,7 +6,7 @@ import torch
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from instseg.models.layers.roi_align import roi_align
+from instseg.ops import roi_align
 from instseg.registry import MODELS
 
 
@@ -18,7 +18,7 @@ class SingleRoIExtractor(BaseModule):
     clamped to the available levels (mmdetection's mapping: with ``finest_scale=56`` a 112-224 px
     RoI pools from the stride-8 level). ``roi_layer`` takes mmdetection's keys and has
     ``torchvision.ops.roi_align``'s semantics (on CPU computed by
-    :func:`instseg.models.layers.roi_align.roi_align`, whose backward is much faster):
+    :func:`instseg.ops.roi_align`, a sparse matrix product with a much faster backward):
     ``aligned=True`` samples at pixel centres (mmdetection, detectron2), ``aligned=False``
     reproduces torchvision's own detectors.
     """

@@ -1,12 +1,12 @@
-"""RoIAlign with torchvision's semantics, computed on CPU as one sparse matrix product.
+"""RoIAlign with torchvision's semantics; on CPU a fast path computes it as one sparse product.
 
 Every output bin of RoIAlign is a fixed weighted sum of at most ``4 x grid_h x grid_w`` input
 pixels, so pooling all RoIs at once is ``S @ F``: ``S`` a sparse [R*ph*pw, B*H*W] matrix of
 bilinear weights and ``F`` the feature map as [B*H*W, C]. The gradient is ``S^T @ dOut``.
 torchvision's CPU backward scatters one channel and one sample at a time on a single thread; the
-sparse product runs on all threads and reads each feature row once. Measured with 2 threads, 773
-RoIs on a 2x256x128x128 map: forward and backward 0.12 s against torchvision's 0.84 s. On other
-devices torchvision's kernels are used as they are.
+sparse product runs on all threads and reads each feature row once (the README's Speed section
+gives the measured gain and the benchmark that re-measures it). On other devices and dtypes
+:func:`roi_align` calls torchvision's kernels as they are.
 """
 
 from __future__ import annotations
@@ -150,10 +150,32 @@ def roi_align(
     sampling_ratio: int = 0,
     aligned: bool = False,
 ) -> Tensor:
-    """torchvision's ``roi_align``: feat [B, C, H, W] fp32, rois [R, 5] (batch index, x1, y1, x2,
-    y2 in input pixels) -> [R, C, *output_size]. Sparse-matrix implementation on CPU."""
+    """``torchvision.ops.roi_align``: feat [B, C, H, W], rois [R, 5] (batch index, x1, y1, x2, y2
+    in input pixels) -> [R, C, *output_size].
+
+    fp32 CPU inputs take :func:`sparse_roi_align_cpu`; everything else goes to torchvision.
+    """
     if feat.device.type != 'cpu' or feat.dtype != torch.float32 or rois.size(0) == 0:
         return tv_roi_align(feat, rois, output_size, spatial_scale, sampling_ratio, aligned)
+    return sparse_roi_align_cpu(feat, rois, output_size, spatial_scale, sampling_ratio, aligned)
+
+
+def sparse_roi_align_cpu(
+    feat: Tensor,
+    rois: Tensor,
+    output_size: tuple[int, int],
+    spatial_scale: float = 1.0,
+    sampling_ratio: int = 0,
+    aligned: bool = False,
+) -> Tensor:
+    """The fast path of :func:`roi_align`: the same values and gradients as torchvision's kernel,
+    as one sparse matrix product. feat [B, C, H, W] fp32 on CPU, rois [R, 5] -> [R, C, ph, pw]
+    fp32, also under autocast."""
+    if feat.device.type != 'cpu' or feat.dtype != torch.float32:
+        raise ValueError(
+            f'sparse_roi_align_cpu: needs an fp32 CPU feature map, got {feat.dtype} on '
+            f'{feat.device}; call roi_align, which dispatches'
+        )
     return _SparseRoIAlign.apply(
         feat, rois, tuple(output_size), spatial_scale, sampling_ratio, aligned
     )
