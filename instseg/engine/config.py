@@ -8,7 +8,7 @@ import os.path as osp
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from instseg.engine.config_2x import find_2x_markers, translate_2x
+from instseg.compat.mmdet2 import find_2x_markers, translate_2x
 
 
 def load_config(path: str, cfg_options: dict | None = None, work_dir: str | None = None) -> Config:

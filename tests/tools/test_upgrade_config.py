@@ -8,8 +8,8 @@ import pytest
 from mmengine.config import Config
 from tool_helpers import ROOT, load_tool
 
+from instseg.compat.mmdet2 import find_2x_markers
 from instseg.engine.config import load_config
-from instseg.engine.config_2x import find_2x_markers
 
 FIXTURES = ROOT / 'tests' / 'data' / 'configs_2x'
 OLD = sorted(p.relative_to(FIXTURES) for p in FIXTURES.rglob('*.py') if '_base_' not in p.parts)

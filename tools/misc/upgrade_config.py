@@ -15,7 +15,7 @@ import warnings
 
 from mmengine.config import Config
 
-from instseg.engine.config_2x import find_2x_markers, format_config, translate_2x
+from instseg.compat.mmdet2 import find_2x_markers, format_config, translate_2x
 
 EXAMPLES = """example:
   python tools/misc/upgrade_config.py \\

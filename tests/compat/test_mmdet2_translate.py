@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from mmengine.registry import init_default_scope
 
-from instseg.engine.config_2x import Config2xError, UpgradeWarning, find_2x_markers, translate_2x
-from instseg.engine.config_2x.pipeline import translate_pipeline
-from instseg.engine.config_2x.report import Report
+from instseg.compat.mmdet2 import Config2xError, UpgradeWarning, find_2x_markers, translate_2x
+from instseg.compat.mmdet2.pipeline import translate_pipeline
+from instseg.compat.mmdet2.report import Report
 
 init_default_scope('instseg')
 

@@ -16,9 +16,9 @@ from mmengine.dataset import pseudo_collate
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
+from instseg.compat.mmdet2.runtime import DEFAULT_ENV, DEFAULT_HOOKS, DEFAULT_VISUALIZER
 from instseg.datasets import SHAPE_CLASSES, generate_shapes_dataset
 from instseg.engine.config import load_config
-from instseg.engine.config_2x.runtime import DEFAULT_ENV, DEFAULT_HOOKS, DEFAULT_VISUALIZER
 from instseg.registry import DATASETS, MODELS
 
 init_default_scope('instseg')

@@ -8,7 +8,7 @@ import pytest
 import torch
 from mmengine.registry import PARAM_SCHEDULERS, init_default_scope
 
-from instseg.engine.config_2x import translate_2x
+from instseg.compat.mmdet2 import translate_2x
 
 init_default_scope('instseg')
 

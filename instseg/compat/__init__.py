@@ -1,0 +1,1 @@
+"""Other projects' configs: mmdetection 2.x translation (``mmdet2``)."""
