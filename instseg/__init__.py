@@ -1,5 +1,5 @@
 """instseg: config-driven instance segmentation on mmengine, timm and torchvision."""
 
-from . import engine  # noqa: F401  (routes checkpoint loading through the safe loader)
+from . import checkpoint, engine  # noqa: F401  (routes checkpoint loading through the safe loader)
 
 __version__ = '0.1.0'

@@ -10,10 +10,10 @@ from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.model import BaseTTAModel, is_model_wrapper
 
 from instseg.apis.inference import check_checkpoint_fits
+from instseg.checkpoint import TRUST_ENV, load_checkpoint_file
+from instseg.checkpoint.load import convert_for_model
 from instseg.engine import Runner
-from instseg.engine.checkpoint import TRUST_ENV, load_checkpoint_file
 from instseg.engine.config import load_config
-from instseg.engine.weight_loading import convert_for_model
 
 EXAMPLES = """examples:
   # COCO box and mask AP, with a per-class table

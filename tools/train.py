@@ -7,8 +7,8 @@ import os
 
 from mmengine.config import DictAction
 
+from instseg.checkpoint import TRUST_ENV
 from instseg.engine import Runner
-from instseg.engine.checkpoint import TRUST_ENV
 from instseg.engine.config import enable_amp, load_config
 
 

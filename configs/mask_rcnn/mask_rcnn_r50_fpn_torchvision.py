@@ -3,7 +3,7 @@
 #   tools/model_converters/convert_checkpoint.py maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth tv.pth
 #   tools/test.py configs/mask_rcnn/mask_rcnn_r50_fpn_torchvision.py tv.pth
 # (or set load_from to the torchvision file: it is converted while loading). The differences
-# from mmdetection's defaults are pinned in instseg/models/converters/conventions.py; the 80
+# from mmdetection's defaults are pinned in instseg/checkpoint/convert/conventions.py; the 80
 # classes are the used COCO categories (the converter drops torchvision's 10 unused outputs).
 # Images are still resized by mmcv (cv2) rather than torchvision's torch bilinear resize.
 _base_ = './mask_rcnn_r50_fpn_1x_coco.py'

@@ -18,8 +18,8 @@ from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
 from torch import nn
 
-from instseg.engine.checkpoint import load_checkpoint_file
-from instseg.engine.weight_loading import convert_for_model
+from instseg.checkpoint import load_checkpoint_file
+from instseg.checkpoint.load import convert_for_model
 from instseg.registry import MODELS, TRANSFORMS
 from instseg.structures import DetDataSample
 

@@ -17,7 +17,7 @@ from mmengine.registry import MODEL_WRAPPERS
 from mmengine.runner import Runner as MMEngineRunner
 from torch import nn
 
-from instseg.engine.checkpoint import latest_checkpoint, remove_stale_temp_files, save_atomically
+from instseg.checkpoint import latest_checkpoint, remove_stale_temp_files, save_atomically
 from instseg.registry import RUNNERS
 
 # Hooks every run gets in addition to mmengine's defaults; a config removes one by setting it to
@@ -177,8 +177,8 @@ class Runner(MMEngineRunner):
     ) -> dict:
         """mmengine's ``load_checkpoint`` (``load_from``, ``--resume``, ``tools/test.py``) that
         reads through the safe loader and converts torchvision / mmdetection key names on the fly;
-        see :func:`instseg.engine.weight_loading.load_detector_state`. Returns the checkpoint."""
-        from instseg.engine.weight_loading import load_detector_state, read_checkpoint
+        see :func:`instseg.checkpoint.load.load_detector_state`. Returns the checkpoint."""
+        from instseg.checkpoint.load import load_detector_state, read_checkpoint
 
         checkpoint = read_checkpoint(filename, map_location)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)

@@ -16,8 +16,8 @@ import torch
 from mmengine.config import Config
 from tiny import ROOT, write_tiny_config
 
-from instseg.engine import Runner, load_checkpoint_file
-from instseg.engine.checkpoint import latest_checkpoint, remove_stale_temp_files
+from instseg.checkpoint import latest_checkpoint, load_checkpoint_file, remove_stale_temp_files
+from instseg.engine import Runner
 
 pytestmark = pytest.mark.e2e
 

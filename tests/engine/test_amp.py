@@ -14,7 +14,8 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 from mmengine.runner.amp import autocast
 
-from instseg.engine import AmpOptimWrapper, load_checkpoint_file
+from instseg.checkpoint import load_checkpoint_file
+from instseg.engine import AmpOptimWrapper
 from instseg.engine.config import enable_amp
 from instseg.models.losses import CrossEntropyLoss, L1Loss, SmoothL1Loss
 from instseg.models.roi_heads.mask_heads import paste_masks

@@ -15,7 +15,7 @@ import torch
 from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
 
-from instseg.engine.checkpoint import (
+from instseg.checkpoint import (
     TRUST_ENV,
     UnsafeCheckpointError,
     latest_checkpoint,
@@ -63,7 +63,7 @@ def test_history_buffer_loads_in_a_fresh_process(tmp_path: Path) -> None:
     path = tmp_path / 'ckpt.pth'
     torch.save({'message_hub': {'log_scalars': {'loss': buffer}}}, path)
     code = (
-        'import sys; from instseg.engine.checkpoint import load_checkpoint_file; '
+        'import sys; from instseg.checkpoint import load_checkpoint_file; '
         "print(load_checkpoint_file(sys.argv[1])['message_hub']['log_scalars']['loss'].mean())"
     )
     env = {k: v for k, v in os.environ.items() if k != TRUST_ENV}

@@ -11,8 +11,8 @@ import torch
 from e2e.tiny import write_tiny_config
 from mmengine.config import Config
 
+from instseg.checkpoint.load import load_detector_state, load_detector_weights
 from instseg.engine import Runner
-from instseg.engine.weight_loading import load_detector_state, load_detector_weights
 from instseg.registry import MODELS
 
 BASE = (

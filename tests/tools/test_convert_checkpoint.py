@@ -14,8 +14,8 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 
-from instseg.engine.checkpoint import load_checkpoint_file
-from instseg.engine.weight_loading import load_detector_state
+from instseg.checkpoint import load_checkpoint_file
+from instseg.checkpoint.load import load_detector_state
 from instseg.registry import MODELS
 
 TOOL = 'model_converters/convert_checkpoint.py'

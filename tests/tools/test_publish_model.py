@@ -12,8 +12,7 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer
 
-from instseg.engine import UnsafeCheckpointError, load_checkpoint_file
-from instseg.engine.checkpoint import TRUST_ENV
+from instseg.checkpoint import TRUST_ENV, UnsafeCheckpointError, load_checkpoint_file
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = runpy.run_path(str(ROOT / 'tools' / 'model_converters' / 'publish_model.py'))

@@ -113,7 +113,7 @@ def build_instseg(config: str, setting: set[str], device: str):
     import torch
     from mmengine.config import Config
 
-    from instseg.engine.weight_loading import convert_for_model
+    from instseg.checkpoint.load import convert_for_model
     from instseg.registry import MODELS
 
     cfg = Config.fromfile(config)

@@ -15,7 +15,7 @@ import os.path as osp
 
 import torch
 
-from instseg.engine.checkpoint import TRUST_ENV, load_checkpoint_file, save_atomically
+from instseg.checkpoint import TRUST_ENV, load_checkpoint_file, save_atomically
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -11,7 +11,7 @@ from timm.layers import DropPath, LayerNorm, LayerNorm2d, trunc_normal_
 from torch import Tensor, nn
 from torch.utils import checkpoint as cp
 
-from instseg.models.backbones.pretrained import init_backbone_weights
+from instseg.checkpoint.pretrained import init_backbone_weights
 from instseg.registry import MODELS
 
 ARCH_SETTINGS: dict[str, dict[str, list[int]]] = {

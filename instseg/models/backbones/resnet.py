@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils import checkpoint as cp
 
-from instseg.models.backbones.pretrained import init_backbone_weights
+from instseg.checkpoint.pretrained import init_backbone_weights
 from instseg.models.layers import build_norm_layer
 from instseg.registry import MODELS
 

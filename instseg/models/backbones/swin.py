@@ -13,7 +13,7 @@ from timm.layers import trunc_normal_
 from torch import Tensor, nn
 from torch.utils import checkpoint as cp
 
-from instseg.models.backbones.pretrained import init_backbone_weights
+from instseg.checkpoint.pretrained import init_backbone_weights
 from instseg.models.backbones.swin_layers import (
     PatchEmbed,
     PatchMerging,
@@ -89,7 +89,7 @@ class SwinTransformer(BaseModule):
     ``stages.{i}.blocks.{j}.attn.w_msa.qkv``, ``stages.{i}.blocks.{j}.ffn.layers.0.0``,
     ``stages.{i}.downsample.reduction``, ``norm{i}``), so its Swin checkpoints load unconverted;
     the official release, timm and Hugging Face timm files are converted while loading
-    (:mod:`~instseg.models.backbones.weight_converters`). Any input size works: images are padded
+    (:mod:`~instseg.checkpoint.convert.backbones`). Any input size works: images are padded
     to the patch size, maps to window multiples inside each block (the shifted-window mask is
     computed per input size) and to even sizes before merging; outputs are cropped back, so map i
     has size ``ceil(H / strides[i])``.

@@ -258,7 +258,7 @@ class PatchMerging(nn.Module):
 
     The four neighbours are concatenated channel-major (``c * 4 + dy * 2 + dx``), the order of
     mmdetection's ``nn.Unfold``, so its checkpoints load unchanged; the official release orders them
-    neighbour-major, which :func:`~instseg.models.backbones.weight_converters.convert_swin_official`
+    neighbour-major, which :func:`~instseg.checkpoint.convert.backbones.convert_swin_official`
     permutes.
     """
 

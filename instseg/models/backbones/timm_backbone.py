@@ -8,7 +8,7 @@ import timm
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from instseg.models.backbones.pretrained import init_backbone_weights
+from instseg.checkpoint.pretrained import init_backbone_weights
 from instseg.registry import MODELS
 
 

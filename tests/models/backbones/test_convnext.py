@@ -13,8 +13,8 @@ from backbone_sources import (
     with_out_norms,
 )
 
+from instseg.checkpoint.convert.backbones import convert_timm
 from instseg.models.backbones import ConvNeXt
-from instseg.models.backbones.weight_converters import convert_timm
 from instseg.registry import MODELS
 
 

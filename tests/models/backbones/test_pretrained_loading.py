@@ -26,7 +26,8 @@ from backbone_sources import (
 from safetensors.torch import save_file
 from torchvision.models._utils import IntermediateLayerGetter
 
-from instseg.models.backbones import ConvNeXt, ResNet, SwinTransformer, pretrained, swin
+from instseg.checkpoint import pretrained
+from instseg.models.backbones import ConvNeXt, ResNet, SwinTransformer, swin
 
 
 def _pretrained(path, **kwargs) -> dict:
@@ -78,7 +79,7 @@ def test_swin_loads_each_layout_and_matches_timm(tmp_path, kind: str, logged) ->
 
 
 def _converted_swin(reference, model) -> dict:
-    from instseg.models.backbones.weight_converters import convert_timm
+    from instseg.checkpoint.convert.backbones import convert_timm
 
     return model.adapt_pretrained_state(convert_timm(reference.state_dict(), model))
 

@@ -14,9 +14,9 @@ from backbone_sources import (
     with_out_norms,
 )
 
+from instseg.checkpoint.convert.backbones import convert_timm
 from instseg.models.backbones import SwinTransformer
 from instseg.models.backbones.swin_layers import shift_window_mask
-from instseg.models.backbones.weight_converters import convert_timm
 from instseg.registry import MODELS
 
 

@@ -16,15 +16,15 @@ from backbone_sources import (
 )
 from torch import nn
 
-from instseg.models.backbones import ConvNeXt, ResNet, SwinTransformer
-from instseg.models.backbones.swin_layers import PatchMerging
-from instseg.models.backbones.weight_converters import (
+from instseg.checkpoint.convert.backbones import (
     convert_convnext_official,
     convert_for_backbone,
     convert_swin_official,
     convert_timm,
     detect_backbone_format,
 )
+from instseg.models.backbones import ConvNeXt, ResNet, SwinTransformer
+from instseg.models.backbones.swin_layers import PatchMerging
 
 
 def test_detect_backbone_format_for_every_layout() -> None:

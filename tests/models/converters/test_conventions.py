@@ -13,7 +13,7 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
-from instseg.models.converters import conventions as conv
+from instseg.checkpoint.convert import conventions as conv
 from instseg.models.data_preprocessor import DetDataPreprocessor
 from instseg.models.roi_heads.mask_heads import paste_masks
 from instseg.models.task_modules import AnchorGenerator, DeltaXYWHBBoxCoder

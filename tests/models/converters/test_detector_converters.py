@@ -15,14 +15,14 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 
-from instseg.engine.weight_loading import load_detector_state
-from instseg.models.converters import (
+from instseg.checkpoint.convert import (
     convert_checkpoint,
     convert_mmdet,
     convert_torchvision_maskrcnn,
     detect_format,
 )
-from instseg.models.converters.conventions import COCO_CATEGORY_IDS
+from instseg.checkpoint.convert.conventions import COCO_CATEGORY_IDS
+from instseg.checkpoint.load import load_detector_state
 from instseg.registry import MODELS
 
 CONFIGS = Path(__file__).resolve().parents[3] / 'configs'

@@ -29,7 +29,7 @@ import torchvision
 from mmengine.config import Config
 from torchvision.ops import box_iou
 
-from instseg.engine.weight_loading import load_detector_weights
+from instseg.checkpoint.load import load_detector_weights
 from instseg.registry import MODELS
 from instseg.structures.det_data_sample import DetDataSample
 

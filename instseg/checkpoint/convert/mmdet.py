@@ -29,9 +29,9 @@ def convert_mmdet(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """An mmdetection 2.x / 3.x detector state dict -> instseg keys (a new dict).
 
     Only an official-Swin or official-ConvNeXt backbone is renamed (by
-    :mod:`instseg.models.backbones.weight_converters`); every other key is already instseg's.
+    :mod:`instseg.checkpoint.convert.backbones`); every other key is already instseg's.
     """
-    from instseg.models.backbones.weight_converters import (
+    from instseg.checkpoint.convert.backbones import (
         convert_convnext_official,
         convert_swin_official,
         detect_backbone_format,

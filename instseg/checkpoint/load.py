@@ -2,7 +2,7 @@
 
 The Runner's ``load_checkpoint`` (``load_from=``, ``--resume``, the checkpoint of
 ``tools/test.py``) goes through :func:`load_detector_state`: the file is read by the safe loader,
-its key names are converted (:mod:`instseg.models.converters`: torchvision, mmdetection 2.x and
+its key names are converted (:mod:`instseg.checkpoint.convert`: torchvision, mmdetection 2.x and
 3.x, ...) and the weights are copied into the model. Missing and unexpected keys are logged by
 name. A tensor whose shape differs from the model's is an error naming the key and both shapes,
 except in the class-specific layers (:data:`CLASS_SPECIFIC_LAYERS`) when only the number of
@@ -22,8 +22,8 @@ from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch import Tensor, nn
 
-from instseg.engine.checkpoint import load_checkpoint_file
-from instseg.models.converters import BACKBONE_FORMATS, convert_state_dict, extract_state_dict
+from instseg.checkpoint.convert import BACKBONE_FORMATS, convert_state_dict, extract_state_dict
+from instseg.checkpoint.read import load_checkpoint_file
 
 # Output layers with one row (or 4 rows) per class, by module name (mmdetection's): the box
 # classifier and regressor and the mask predictor, in every stage of a cascade.
@@ -82,7 +82,7 @@ def load_detector_state(
             or ``model``.
         source: the file name, for messages.
         strict: raise RuntimeError when keys are missing or unexpected (after conversion).
-        fmt: 'auto' or a format of :data:`instseg.models.converters.FORMATS`. A backbone-only
+        fmt: 'auto' or a format of :data:`instseg.checkpoint.convert.FORMATS`. A backbone-only
             format loads into ``model.backbone``.
         revise_keys: ``(pattern, replacement)`` regex pairs applied to every key first.
         logger: mmengine logger (or 'current') for the report.

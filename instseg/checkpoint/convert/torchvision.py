@@ -32,7 +32,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from instseg.models.converters.conventions import (
+from instseg.checkpoint.convert.conventions import (
     background_last,
     coco_rows,
     drop_background,
@@ -90,7 +90,7 @@ def convert_torchvision_maskrcnn(
         state: torchvision ``model.state_dict()``.
         num_classes: classes of the model that will load the result. From a 91-output COCO
             checkpoint, 80 keeps the 80 used COCO categories in instseg's label order (see
-            :data:`~instseg.models.converters.conventions.COCO_CATEGORY_IDS`); anything else,
+            :data:`~instseg.checkpoint.convert.conventions.COCO_CATEGORY_IDS`); anything else,
             or None, keeps all outputs (91 outputs -> 90 classes).
 
     Returns:

@@ -4,7 +4,7 @@
 backbone reads ``PATH`` (``.pth``/``.pt``/``.bin`` through instseg's safe loader, ``.safetensors``
 through the ``safetensors`` package that ships with timm), takes the weights from under
 ``state_dict``/``model``/``module``, keeps the ``backbone.`` entries of a detector checkpoint,
-converts the keys (:mod:`~instseg.models.backbones.weight_converters`) and loads them: a shape
+converts the keys (:mod:`~instseg.checkpoint.convert.backbones`) and loads them: a shape
 mismatch is an error naming the key and both shapes; missing and unused keys are logged by name.
 Nothing is downloaded.
 """
@@ -19,7 +19,8 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from instseg.models.backbones.weight_converters import _example_keys, convert_for_backbone
+from instseg.checkpoint.convert.backbones import _example_keys, convert_for_backbone
+from instseg.checkpoint.read import load_checkpoint_file
 
 _CONTAINERS = ('state_dict', 'model', 'module')
 
@@ -43,9 +44,6 @@ def read_checkpoint(path: str, map_location: str = 'cpu') -> dict[str, Tensor]:
             raise ImportError(f'Reading {path} needs the safetensors package') from err
         obj = load_file(path, device=map_location)
     else:
-        # Deferred: instseg.engine imports mmengine's runner, which backbones do not need.
-        from instseg.engine.checkpoint import load_checkpoint_file
-
         obj = load_checkpoint_file(path, map_location=map_location)
     while isinstance(obj, dict):
         inner = next((obj[k] for k in _CONTAINERS if isinstance(obj.get(k), dict)), None)

@@ -24,8 +24,8 @@ from typing import Any
 
 from torch import Tensor
 
-from instseg.models.converters.mmdet import convert_mmdet, is_mmdet_detector
-from instseg.models.converters.torchvision_detection import (
+from instseg.checkpoint.convert.mmdet import convert_mmdet, is_mmdet_detector
+from instseg.checkpoint.convert.torchvision import (
     convert_torchvision_maskrcnn,
     is_torchvision_detector,
     torchvision_num_classes,
@@ -79,7 +79,7 @@ def detect_format(state: Mapping[str, Tensor], source: str = 'checkpoint') -> st
         return 'torchvision'
     if is_mmdet_detector(state):
         return 'mmdet'
-    from instseg.models.backbones.weight_converters import detect_backbone_format
+    from instseg.checkpoint.convert.backbones import detect_backbone_format
 
     layout = detect_backbone_format(dict(state))
     if layout in _BACKBONE_LAYOUTS:
@@ -130,13 +130,13 @@ def convert_checkpoint(
 
 
 def _convert_swin(state: Mapping[str, Tensor], num_classes: int | None) -> dict[str, Tensor]:
-    from instseg.models.backbones.weight_converters import convert_swin_official
+    from instseg.checkpoint.convert.backbones import convert_swin_official
 
     return convert_swin_official(dict(state))
 
 
 def _convert_convnext(state: Mapping[str, Tensor], num_classes: int | None) -> dict[str, Tensor]:
-    from instseg.models.backbones.weight_converters import convert_convnext_official
+    from instseg.checkpoint.convert.backbones import convert_convnext_official
 
     return convert_convnext_official(dict(state))
 
