@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -11,6 +11,7 @@ from torch import Tensor
 from instseg.registry import TASK_UTILS
 
 from .assign_result import AssignResult
+from .chunked_overlaps import ChunkedOverlaps
 
 
 @TASK_UTILS.register_module()
@@ -41,8 +42,8 @@ class MaxIoUAssigner:
             back, to bound device memory. Defaults to -1.
         iou_calculator: Config of the IoU calculator. Defaults to ``dict(type='BboxOverlaps2D')``.
 
-    The IoU matrix is never held whole: priors are taken in chunks of about ``CHUNK_ELEMENTS``
-    IoUs, so memory stays bounded on images with thousands of instances.
+    The IoU matrix is never held whole: :class:`ChunkedOverlaps` reads it in chunks of about
+    ``CHUNK_ELEMENTS`` IoUs, so memory stays bounded on images with thousands of instances.
     """
 
     CHUNK_ELEMENTS = 1 << 20
@@ -107,40 +108,17 @@ class MaxIoUAssigner:
         gt_bboxes = gt_bboxes.to(device=priors.device, dtype=torch.float32)
         gt_labels = gt_labels.to(device=priors.device, dtype=torch.long)
 
-        ignored = None
-        if (
-            self.ignore_iof_thr > 0
-            and gt_bboxes_ignore is not None
-            and gt_bboxes_ignore.numel() > 0
-            and priors.numel() > 0
-        ):
-            gt_bboxes_ignore = gt_bboxes_ignore.to(device=priors.device, dtype=torch.float32)
-            if self.ignore_wrt_candidates:
-                iof = self.iou_calculator(priors, gt_bboxes_ignore, mode='iof').amax(dim=1)
-            else:
-                iof = self.iou_calculator(gt_bboxes_ignore, priors, mode='iof').amax(dim=0)
-            ignored = iof > self.ignore_iof_thr
-
-        def overlaps_of(part: slice, rows: Tensor | None) -> Tensor:
-            gts = gt_bboxes if rows is None else gt_bboxes[rows]
-            overlaps = self.iou_calculator(gts, priors[part]).float()
-            if ignored is not None:
-                overlaps = overlaps.masked_fill(ignored[None, part], -1.0)
-            return overlaps
-
-        # A crowded image (1,862 nuclei x 262k anchors) would need a 2 GB IoU matrix and several
-        # times that in temporaries: go through the priors in chunks of about CHUNK_ELEMENTS
-        # IoUs. With positive thresholds only the gts that reach into a chunk's extent can
-        # matter to it (all others have IoU 0 there), so only those are computed.
-        num_priors = priors.shape[0]
-        chunk = max(1, self.CHUNK_ELEMENTS // max(gt_bboxes.shape[0], 1))
-        parts = [slice(i, min(i + chunk, num_priors)) for i in range(0, num_priors, chunk)]
-        if self.pos_iou_thr > 0 and self.min_pos_iou > 0 and gt_bboxes.shape[0] > 0:
-            rows = [_reaching_into(gt_bboxes, priors[part]) for part in parts]
-        else:
-            rows = [None] * len(parts)
-        parts = list(zip(parts, rows, strict=True))
-        result = self._assign(overlaps_of, parts, num_priors, gt_labels)
+        ignored = self._ignored_priors(priors, gt_bboxes_ignore)
+        # With positive thresholds a gt can matter only to the priors it overlaps.
+        overlaps = ChunkedOverlaps(
+            self.iou_calculator,
+            gt_bboxes,
+            priors,
+            self.CHUNK_ELEMENTS,
+            skip_far_gts=self.pos_iou_thr > 0 and self.min_pos_iou > 0,
+            ignored=ignored,
+        )
+        result = self._assign(overlaps, gt_labels)
         if ignored is not None:
             result.gt_inds[ignored] = -1
             result.labels[ignored] = -1
@@ -153,98 +131,56 @@ class MaxIoUAssigner:
 
     def assign_wrt_overlaps(self, overlaps: Tensor, gt_labels: Tensor) -> AssignResult:
         """Apply rules 2-4 to an IoU matrix ``overlaps [M, N]`` and ``gt_labels [M]``."""
-        num_priors = overlaps.shape[1]
-        whole = [(slice(0, num_priors), None)]
-        return self._assign(lambda part, rows: overlaps[:, part], whole, num_priors, gt_labels)
+        return self._assign(ChunkedOverlaps.of_matrix(overlaps), gt_labels)
 
-    def _assign(
-        self,
-        overlaps_of: Callable[[slice, Tensor | None], Tensor],
-        parts: list[tuple[slice, Tensor | None]],
-        num_priors: int,
-        gt_labels: Tensor,
-    ) -> AssignResult:
-        """Rules 2-4 on an IoU matrix ``[M, N]`` read in ``parts``: (slice of priors, rows of
-        the gts that can overlap them, None for all). ``overlaps_of(part, rows)`` gives that
-        block. One pass finds the maxima; a second recomputes, for the low-quality claims, only
-        the blocks where a gt reaches its best IoU."""
-        num_gts = gt_labels.shape[0]
-        device = gt_labels.device
-        gt_inds = torch.full((num_priors,), -1, dtype=torch.long, device=device)
-        labels = torch.full((num_priors,), -1, dtype=torch.long, device=device)
-        if num_gts == 0 or num_priors == 0:
-            gt_inds.fill_(0)
-            max_overlaps = torch.zeros(num_priors, device=device)
-            return AssignResult(num_gts, gt_inds, max_overlaps, labels)
-
-        everyone = torch.arange(num_gts, device=device)
-        max_overlaps = torch.zeros(num_priors, device=device)
-        argmax_overlaps = torch.zeros(num_priors, dtype=torch.long, device=device)
-        gt_max_overlaps = torch.full((num_gts,), -float('inf'), device=device)
-        gt_argmax_overlaps = torch.zeros(num_gts, dtype=torch.long, device=device)
-        part_maxima, kept = [], None
-        for part, rows in parts:
-            if rows is not None and len(rows) == 0:
-                part_maxima.append(None)
-                continue
-            overlaps = overlaps_of(part, rows)
-            ids = everyone if rows is None else rows
-            best, best_gt = overlaps.max(dim=0)
-            # Gts left out have IoU 0 here: a maximum below it cannot happen but at ignored
-            # priors (-1), which the caller resets anyway.
-            max_overlaps[part] = best if rows is None else best.clamp(min=0)
-            argmax_overlaps[part] = ids[best_gt]
-            part_max, part_argmax = overlaps.max(dim=1)
-            better = part_max > gt_max_overlaps[ids]  # an earlier chunk keeps a tie
-            gt_max_overlaps[ids] = torch.where(better, part_max, gt_max_overlaps[ids])
-            gt_argmax_overlaps[ids] = torch.where(
-                better, part_argmax + part.start, gt_argmax_overlaps[ids]
-            )
-            part_maxima.append((ids, part_max))
-            kept = overlaps if len(parts) == 1 else None
-        if any(rows is not None for _, rows in parts):
-            # IoUs left out are 0: a gt that no part computed has its best, 0, at prior 0.
-            gt_max_overlaps.clamp_(min=0)
-
-        if isinstance(self.neg_iou_thr, tuple):
-            lo, hi = self.neg_iou_thr
+    def _ignored_priors(self, priors: Tensor, gt_bboxes_ignore: Tensor | None) -> Tensor | None:
+        """Rule 1: BoolTensor [N] of the priors inside ignore regions, or None (none given)."""
+        if (
+            self.ignore_iof_thr <= 0
+            or gt_bboxes_ignore is None
+            or gt_bboxes_ignore.numel() == 0
+            or priors.numel() == 0
+        ):
+            return None
+        gt_bboxes_ignore = gt_bboxes_ignore.to(device=priors.device, dtype=torch.float32)
+        if self.ignore_wrt_candidates:
+            iof = self.iou_calculator(priors, gt_bboxes_ignore, mode='iof').amax(dim=1)
         else:
-            lo, hi = 0.0, self.neg_iou_thr
-        gt_inds[(max_overlaps >= lo) & (max_overlaps < hi)] = 0
+            iof = self.iou_calculator(gt_bboxes_ignore, priors, mode='iof').amax(dim=0)
+        return iof > self.ignore_iof_thr
 
-        pos = max_overlaps >= self.pos_iou_thr
-        gt_inds = torch.where(pos, argmax_overlaps + 1, gt_inds)
+    def _assign(self, overlaps: ChunkedOverlaps, gt_labels: Tensor) -> AssignResult:
+        """Rules 2-4 on the IoU matrix ``[M, N]`` and ``gt_labels [M]``."""
+        num_gts, num_priors = overlaps.shape
+        device = gt_labels.device
+        if num_gts == 0 or num_priors == 0:
+            gt_inds = torch.zeros(num_priors, dtype=torch.long, device=device)
+            labels = torch.full((num_priors,), -1, dtype=torch.long, device=device)
+            return AssignResult(num_gts, gt_inds, torch.zeros(num_priors, device=device), labels)
+        best = overlaps.maxima()
 
+        # Rule 2: negatives. Rule 3: positives, matched to their best gt.
+        lo, hi = (
+            self.neg_iou_thr if isinstance(self.neg_iou_thr, tuple) else (0.0, self.neg_iou_thr)
+        )
+        gt_inds = torch.full((num_priors,), -1, dtype=torch.long, device=device)
+        gt_inds[(best.prior_max >= lo) & (best.prior_max < hi)] = 0
+        gt_inds = torch.where(best.prior_max >= self.pos_iou_thr, best.prior_argmax + 1, gt_inds)
+
+        # Rule 4: each gt whose best IoU is high enough claims its best prior(s); the last wins.
         if self.match_low_quality:
-            eligible = gt_max_overlaps >= self.min_pos_iou
             if self.gt_max_assign_all:
-                claimant = torch.zeros_like(gt_inds)
-                for (part, _), maxima in zip(parts, part_maxima, strict=True):
-                    if maxima is None:
-                        continue
-                    ids, part_max = maxima
-                    here = (part_max == gt_max_overlaps[ids]) & eligible[ids]
-                    if not here.any():
-                        continue
-                    if kept is not None:
-                        overlaps = kept[here]
-                    else:
-                        overlaps = overlaps_of(part, ids[here])
-                    claims = overlaps == gt_max_overlaps[ids[here]][:, None]
-                    # Of several claiming gts the last one wins, as a loop over gts in order
-                    # would leave it; argmax returns the first maximum, so search them flipped.
-                    last = claims.shape[0] - 1 - claims.flip(0).to(torch.uint8).argmax(dim=0)
-                    claimant[part] = torch.where(claims.any(dim=0), ids[here][last] + 1, 0)
+                claimant = overlaps.last_gt_at_its_max(self.min_pos_iou)
             else:
+                eligible = best.gt_max >= self.min_pos_iou
                 gt_ids = torch.arange(1, num_gts + 1, device=device)
                 claimant = torch.zeros_like(gt_inds).scatter_reduce(
-                    0, gt_argmax_overlaps, gt_ids * eligible, reduce='amax'
+                    0, best.gt_argmax, gt_ids * eligible, reduce='amax'
                 )
             gt_inds = torch.where(claimant > 0, claimant, gt_inds)
 
-        pos = gt_inds > 0
-        labels = torch.where(pos, gt_labels[(gt_inds - 1).clamp(min=0)], labels)
-        return AssignResult(num_gts, gt_inds, max_overlaps, labels)
+        labels = torch.where(gt_inds > 0, gt_labels[(gt_inds - 1).clamp(min=0)], -1)
+        return AssignResult(num_gts, gt_inds, best.prior_max, labels)
 
     def __repr__(self) -> str:
         return (
@@ -252,11 +188,3 @@ class MaxIoUAssigner:
             f'neg_iou_thr={self.neg_iou_thr}, min_pos_iou={self.min_pos_iou}, '
             f'match_low_quality={self.match_low_quality})'
         )
-
-
-def _reaching_into(gt_bboxes: Tensor, priors: Tensor) -> Tensor:
-    """Indices of the gts that overlap the extent of ``priors`` (the others have IoU exactly 0
-    with each of them)."""
-    lo, hi = priors[:, :2].amin(dim=0), priors[:, 2:].amax(dim=0)
-    reach = (gt_bboxes[:, :2] < hi).all(dim=1) & (gt_bboxes[:, 2:] > lo).all(dim=1)
-    return reach.nonzero().squeeze(1)
