@@ -1,5 +1,7 @@
-"""Dense (per-anchor) heads."""
+"""Dense (per-anchor) heads: RPN and single-stage instance heads."""
 
 from .rpn_head import RPNHead
+from .yolact_head import YOLACTHead
+from .yolact_protonet import SegmentationModule, YOLACTProtonet
 
-__all__ = ['RPNHead']
+__all__ = ['RPNHead', 'SegmentationModule', 'YOLACTHead', 'YOLACTProtonet']
