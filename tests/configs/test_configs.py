@@ -84,7 +84,7 @@ def test_cfg_options_nested_keys_and_lists() -> None:
 @pytest.mark.parametrize('path', SHIPPED, ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_num_classes_agree_across_heads(path: Path) -> None:
     cfg = Config.fromfile(path)
-    roi = cfg.model.roi_head
+    roi = cfg.model.get('roi_head', cfg.model)  # single-stage models hold the heads themselves
     heads = roi.bbox_head if isinstance(roi.bbox_head, list) else [roi.bbox_head]
     masks = roi.get('mask_head', [])
     masks = masks if isinstance(masks, list) else [masks]
