@@ -65,6 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         '--tta', action='store_true', help="test-time augmentation with the config's tta_model"
     )
+    parser.add_argument(
+        '--force', action='store_true', help='overwrite the --out file if it exists'
+    )
     parser.add_argument('--work-dir', help='where the test log goes')
     parser.add_argument(
         '--trust-checkpoint',
@@ -132,6 +135,8 @@ def configure(cfg: Config, args: argparse.Namespace) -> None:
     if args.out:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError(f'--out must name a .pkl file, got {args.out}')
+        if osp.exists(args.out) and not args.force:
+            raise FileExistsError(f'--out {args.out} exists; pass --force to overwrite it')
         evaluators = _evaluators(cfg)
         evaluators.append(dict(type='DumpDetResults', out_file_path=osp.abspath(args.out)))
         cfg.test_evaluator = evaluators

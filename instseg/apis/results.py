@@ -1,33 +1,87 @@
 """Reading ``tools/test.py --out`` pickles and pairing them with the test set's ground truth.
 
 Used by ``tools/analysis_tools/confusion_matrix.py`` and ``analyze_results.py``; handy for any
-offline analysis of predictions.
+offline analysis of predictions. Results files are unpickled with an allowlist (numpy arrays,
+dtypes and scalars, builtin containers, strings, bytes and numbers): a pickle that would call
+anything else, and so could run code, is refused before that call is made.
 """
 
 from __future__ import annotations
 
 import copy
+import io
 import os.path as osp
+import pickle
 
 import numpy as np
 import pycocotools.mask as mask_util
 from mmengine.config import Config
-from mmengine.fileio import load
 from mmengine.registry import init_default_scope
 
 from instseg.registry import DATASETS
+
+# (module, name) of the globals a results pickle needs: numpy's array, dtype and scalar
+# constructors (numpy 2 and numpy 1 spellings), and the builtin containers and bytes constructor
+# that pickle protocol 2 (mmengine's ``dump``) names, under their Python 2 module name too. None of
+# them runs code of the file's choosing.
+_BUILTINS = ('bytes', 'bytearray', 'set', 'frozenset', 'complex')
+_RESULTS_GLOBALS = {
+    ('_codecs', 'encode'),
+    ('collections', 'OrderedDict'),
+    ('numpy', 'ndarray'),
+    ('numpy', 'dtype'),
+    *((module, name) for module in ('numpy._core.multiarray', 'numpy.core.multiarray')
+      for name in ('_reconstruct', 'scalar')),
+    *((module, name) for module in ('builtins', '__builtin__') for name in _BUILTINS),
+}  # fmt: skip
+
+
+class UnsafeResultsError(pickle.UnpicklingError):
+    """A results pickle refers to a callable outside the allowlist (it could run code)."""
+
+
+class _ResultsUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only the numpy globals of ``_RESULTS_GLOBALS``."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in _RESULTS_GLOBALS or (
+            module == 'numpy.dtypes' and name.endswith('DType')
+        ):
+            return super().find_class(module, name)
+        raise UnsafeResultsError(f'{module}.{name}')
+
+
+def read_results_pickle(path: str):
+    """The object in the pickle file ``path``, unpickled with the results allowlist.
+
+    Raises :class:`UnsafeResultsError` naming the file and the refused global, before calling it.
+    """
+    with open(path, 'rb') as f:
+        data = f.read()
+    try:
+        return _ResultsUnpickler(io.BytesIO(data)).load()
+    except UnsafeResultsError as err:
+        raise UnsafeResultsError(
+            f'Refusing to load {path}: it calls {err}, which a results file from tools/test.py '
+            '--out never holds (only numpy arrays, numbers, strings, lists and dicts), and '
+            'unpickling it could run arbitrary code'
+        ) from None
 
 
 def load_det_results(path: str) -> list[dict]:
     """The per-image prediction dicts of a ``--out`` pickle, checked for the expected fields.
 
-    Raises FileNotFoundError for a missing file and ValueError naming the file when it is not a
-    list of dicts with ``img_id`` and ``pred_instances`` (``bboxes``, ``scores``, ``labels``).
+    Raises FileNotFoundError for a missing file, :class:`UnsafeResultsError` for a pickle that
+    needs more than arrays (see :func:`read_results_pickle`) and ValueError naming the file when it
+    is not a list of dicts with ``img_id`` and ``pred_instances`` (``bboxes``, ``scores``,
+    ``labels``).
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'Results file {path} does not exist')
     try:
-        results = load(path)
+        results = read_results_pickle(path)
+    except UnsafeResultsError:
+        raise
     except Exception as err:  # noqa: BLE001  (any unpickling failure means a wrong file)
         raise ValueError(
             f'{path} is not a results pickle from tools/test.py --out: {err}'

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import os.path as osp
+import re
 from unittest import mock
 
 import torch
@@ -72,6 +74,21 @@ def nonfinite_tensors(module: nn.Module) -> list[str]:
     return [k for k, v in floats if not bool(torch.isfinite(v).all())]
 
 
+_RUN_FILES = re.compile(r'^((epoch|iter)_\d+|best_.+)\.pth$|^last_checkpoint$')
+
+
+def checkpoints_in(work_dir: str) -> list[str]:
+    """Names of the files in ``work_dir`` that a training run writes there: ``epoch_N.pth``,
+    ``iter_N.pth``, ``best_*.pth`` and ``last_checkpoint`` (sorted; empty for a missing dir)."""
+    if not osp.isdir(work_dir):
+        return []
+    return sorted(name for name in os.listdir(work_dir) if _RUN_FILES.match(name))
+
+
+class WorkDirInUseError(FileExistsError):
+    """A new run (no ``--resume``) into a work dir holding another run's checkpoints."""
+
+
 class _TextCachingConfig(Config):
     """A config whose ``pretty_text`` is computed once per content.
 
@@ -101,7 +118,10 @@ class Runner(MMEngineRunner):
     - Checkpoints are written to a temporary file and renamed, and refused for a model holding
       NaN or Inf (:class:`NonFiniteCheckpointError`).
     - Auto-resume (``resume=True`` without ``load_from``) finds the latest checkpoint even when
-      ``last_checkpoint`` is stale, and removes temporary files left by killed writers.
+      ``last_checkpoint`` is stale, removes temporary files left by killed writers, and warns when
+      there is nothing to resume.
+    - A new run into a work dir holding another run's checkpoints is refused
+      (:class:`WorkDirInUseError`).
     """
 
     def __init__(self, *args, **kwargs) -> None:
@@ -154,6 +174,20 @@ class Runner(MMEngineRunner):
         hooks = {k: v for k, v in hooks.items() if v is not None or k in _MMENGINE_DEFAULT_HOOKS}
         super().register_default_hooks(hooks)
 
+    def train(self) -> nn.Module:
+        """mmengine's ``train``, refused before any work when this is a new run (no resume) into
+        a work dir that already holds another run's checkpoints: they would be overwritten one
+        by one, leaving a mixture of two runs (:class:`WorkDirInUseError`)."""
+        found = [] if self._resume else checkpoints_in(self.work_dir)
+        if found:
+            shown = ', '.join(found[:4]) + (f' and {len(found) - 4} more' if len(found) > 4 else '')
+            raise WorkDirInUseError(
+                f"{osp.abspath(self.work_dir)} already holds another run's checkpoints ({shown}); "
+                'a new run there would overwrite them. Continue that run with --resume, or start '
+                'the new one in another --work-dir.'
+            )
+        return super().train()
+
     def load_or_resume(self) -> None:
         """mmengine's, with auto-resume using :func:`latest_checkpoint`."""
         if is_main_process() and osp.isdir(self.work_dir):
@@ -162,7 +196,10 @@ class Runner(MMEngineRunner):
         if self._resume and self._load_from is None and not self._has_loaded:
             found = latest_checkpoint(self.work_dir)
             if found is None:
-                self.logger.info(f'No checkpoint in {self.work_dir} to resume from: starting anew')
+                self.logger.warning(
+                    f'--resume found no checkpoint to resume from in {osp.abspath(self.work_dir)}'
+                    ' (is --work-dir right?): training starts from scratch'
+                )
                 self._resume = False
             else:
                 self._load_from = found

@@ -150,9 +150,45 @@ def test_demo_dataset_reads_a_foreign_file_as_is(tmp_path: Path) -> None:
 def test_refuses_to_replace_a_folder_with_other_files(tmp_path: Path) -> None:
     (tmp_path / 'train').mkdir()
     (tmp_path / 'train' / 'notes.txt').write_text('mine')
-    with pytest.raises(FileExistsError, match='notes|other than generated'):
+    with pytest.raises(FileExistsError, match='train'):
         _demo(tmp_path)
     assert (tmp_path / 'train' / 'notes.txt').read_text() == 'mine'
+
+
+def test_a_folder_of_the_users_own_images_is_never_replaced(tmp_path: Path) -> None:
+    # A user's own train/*.png, not yet annotated: the demo dataset must not touch them.
+    images = tmp_path / 'train'
+    images.mkdir()
+    for name in ('cell_a.png', 'cell_b.png'):
+        (images / name).write_bytes(b'my image ' + name.encode())
+    before = _files(tmp_path)
+    with pytest.raises(FileExistsError, match=str(images)):
+        _demo(tmp_path)
+    assert _files(tmp_path) == before
+    # even with a generated annotation file next to it (another split, other arguments)
+    generate_shapes_dataset(tmp_path / 'elsewhere', num_train=2, num_val=0, image_size=64)
+    (tmp_path / 'annotations').mkdir(exist_ok=True)
+    generated = tmp_path / 'elsewhere' / 'annotations' / 'instances_train.json'
+    (tmp_path / 'annotations' / 'instances_train.json').write_bytes(generated.read_bytes())
+    with pytest.raises(FileExistsError, match=str(images)):
+        _demo(tmp_path, num_images=4)
+    assert sorted(p.name for p in images.iterdir()) == ['cell_a.png', 'cell_b.png']
+
+
+def test_only_marked_or_empty_folders_are_regenerated(tmp_path: Path) -> None:
+    (tmp_path / 'train').mkdir()  # empty: fine
+    assert len(_demo(tmp_path)) == 3
+    assert (tmp_path / 'train' / '.instseg-demo-shapes').is_file()
+    assert len(_demo(tmp_path, num_images=4)) == 4  # marked: replaced
+    # a set written before the marker existed: exactly the images its json lists
+    (tmp_path / 'train' / '.instseg-demo-shapes').unlink()
+    assert len(_demo(tmp_path, num_images=2)) == 2
+    # ... but not once the user has added a file of their own
+    (tmp_path / 'train' / '.instseg-demo-shapes').unlink()
+    (tmp_path / 'train' / 'mine.png').write_bytes(b'mine')
+    with pytest.raises(FileExistsError, match='instseg did not generate'):
+        _demo(tmp_path, num_images=3)
+    assert (tmp_path / 'train' / 'mine.png').read_bytes() == b'mine'
 
 
 def test_concurrent_generation_yields_one_complete_set(tmp_path: Path) -> None:

@@ -60,8 +60,10 @@ def toy_runner(
     extra: dict[int, float] | None = None,
     default_hooks: dict | None = None,
     val_scores: list[float] | None = None,
+    **runner_args,
 ) -> Runner:
-    """A Runner training ``ToyModel`` for ``epochs`` epochs of 4 iterations (batch 2, 8 samples)."""
+    """A Runner training ``ToyModel`` for ``epochs`` epochs of 4 iterations (batch 2, 8 samples);
+    ``runner_args`` go to the Runner (``resume=True``, ``load_from=...``)."""
     data = [torch.randn(2) for _ in range(8)]
     loader = DataLoader(
         data, batch_size=2, collate_fn=lambda batch: dict(inputs=torch.stack(batch))
@@ -85,4 +87,5 @@ def toy_runner(
         default_scope='instseg',
         experiment_name=f'toy{next(_names)}',
         **val,
+        **runner_args,
     )

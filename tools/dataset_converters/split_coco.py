@@ -27,6 +27,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         '--out-dir', type=Path, help="folder for the two files (default: ann_file's folder)"
     )
     parser.add_argument(
+        '--force', action='store_true', help='overwrite the two output files if they exist'
+    )
+    parser.add_argument(
         '--names',
         nargs=2,
         default=('train', 'val'),
@@ -64,10 +67,13 @@ def main(argv: list[str] | None = None) -> tuple[dict, dict]:
     known = {img['id'] for img in coco['images']}
     orphans = sum(a['image_id'] not in known for a in coco.get('annotations', []))
     out_dir = args.ann_file.parent if args.out_dir is None else args.out_dir
-    for part, name in zip((train, val), args.names, strict=True):
-        path = out_dir / f'instances_{name}.json'
+    paths = [out_dir / f'instances_{name}.json' for name in args.names]
+    for path in paths:  # all checked before either is written
         if path.resolve() == args.ann_file.resolve():
             raise ValueError(f'{path} would overwrite the input; choose other --names or --out-dir')
+        if path.exists() and not args.force:
+            raise FileExistsError(f'{path} exists; pass --force to overwrite it')
+    for part, path in zip((train, val), paths, strict=True):
         write_coco_json(part, path)
         print(summary(part, path))
     if orphans:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from mmengine.config import DictAction
 
@@ -24,6 +25,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument('config', help='config file path')
     parser.add_argument('--save-path', help='also write the merged config here (.py, .json, .yaml)')
+    parser.add_argument('--force', action='store_true', help='overwrite --save-path if it exists')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys')
     return parser.parse_args(argv)
 
@@ -31,6 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> str:
     """Print (and save) the merged config; returns its text."""
     args = parse_args(argv)
+    if args.save_path and os.path.exists(args.save_path) and not args.force:
+        raise FileExistsError(f'--save-path {args.save_path} exists; pass --force to overwrite it')
     # load_config also translates mmdetection 2.x configs, so this prints what a run would use
     cfg = load_config(args.config, args.cfg_options)
     text = cfg.pretty_text

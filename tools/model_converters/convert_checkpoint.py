@@ -51,6 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help='torchvision COCO checkpoints (91 outputs): 80 keeps the 80 used COCO categories in '
         "instseg's label order (default), 90 keeps every output",
     )
+    parser.add_argument('--force', action='store_true', help='overwrite DST if it exists')
     parser.add_argument(
         '--trust-checkpoint',
         action='store_true',
@@ -59,12 +60,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def convert_file(src: str, dst: str, fmt: str = 'auto', num_classes: int | None = 80) -> dict:
+def convert_file(
+    src: str, dst: str, fmt: str = 'auto', num_classes: int | None = 80, force: bool = False
+) -> dict:
     """Convert ``src`` and write ``{'state_dict': ..., 'meta': ...}`` to ``dst`` atomically.
 
-    Returns the meta written: ``converted_from`` (the file), ``format`` and, for backbone-only
-    formats, ``backbone_only=True``.
+    An existing ``dst`` (``src`` itself included) is replaced only with ``force``, else
+    FileExistsError names it. Returns the meta written: ``converted_from`` (the file),
+    ``format`` and, for backbone-only formats, ``backbone_only=True``.
     """
+    if osp.exists(dst) and not force:
+        same = osp.exists(src) and osp.samefile(src, dst)
+        raise FileExistsError(
+            f'{dst} exists{" (it is SRC)" if same else ""}; pass --force to overwrite it'
+        )
     checkpoint = load_checkpoint_file(src, map_location='cpu')
     state, fmt = convert_checkpoint(checkpoint, fmt, source=src, num_classes=num_classes)
     meta: dict[str, Any] = dict(converted_from=osp.basename(src), format=fmt)
@@ -95,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.trust_checkpoint:
         os.environ[TRUST_ENV] = '1'
-    meta = convert_file(args.src, args.dst, args.format, args.num_classes)
+    meta = convert_file(args.src, args.dst, args.format, args.num_classes, args.force)
     what = 'backbone ' if meta.get('backbone_only') else ''
     print(f'Converted {what}checkpoint {args.src} ({meta["format"]} format) -> {args.dst}')
     return meta

@@ -33,6 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help='top-level checkpoint keys to keep (default: meta state_dict)',
     )
     parser.add_argument(
+        '--force', action='store_true', help='overwrite OUT or the hashed file if they exist'
+    )
+    parser.add_argument(
         '--trust-checkpoint',
         action='store_true',
         help='load a checkpoint that contains arbitrary pickled objects',
@@ -49,10 +52,22 @@ def sha256_of(path: str) -> str:
     return digest.hexdigest()
 
 
-def publish(in_file: str, out_file: str, save_keys: list[str] | None = None) -> str:
+def publish(
+    in_file: str, out_file: str, save_keys: list[str] | None = None, force: bool = False
+) -> str:
     """Write the ``save_keys`` (default ``meta``, ``state_dict``) of ``in_file`` to
-    ``<out_file without .pth>-<sha256[:8]>.pth`` and return that path."""
+    ``<out_file without .pth>-<sha256[:8]>.pth`` and return that path.
+
+    ``out_file`` itself is never written (the file is staged under a hidden name); when it or the
+    hashed file exists, FileExistsError names it unless ``force``. ``in_file`` is never replaced.
+    """
     save_keys = ['meta', 'state_dict'] if save_keys is None else list(save_keys)
+    if osp.exists(out_file) and not force:
+        same = osp.exists(in_file) and osp.samefile(in_file, out_file)
+        raise FileExistsError(
+            f'{out_file} exists{" (it is IN)" if same else ""}; pass --force to publish anyway '
+            '(IN is never replaced)'
+        )
     checkpoint = load_checkpoint_file(in_file, map_location='cpu')
     if not isinstance(checkpoint, dict) or 'state_dict' not in checkpoint:
         raise KeyError(f'{in_file} is not a training checkpoint: it has no "state_dict" key')
@@ -64,10 +79,15 @@ def publish(in_file: str, out_file: str, save_keys: list[str] | None = None) -> 
         print(f'Dropping {", ".join(dropped)}')
     published = {k: checkpoint[k] for k in save_keys}
     stem = out_file[:-4] if out_file.endswith('.pth') else out_file
-    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
-    save_atomically(lambda tmp: torch.save(published, tmp), out_file)
-    final = f'{stem}-{sha256_of(out_file)[:8]}.pth'
-    os.replace(out_file, final)
+    directory = osp.dirname(osp.abspath(out_file))
+    os.makedirs(directory, exist_ok=True)
+    staged = osp.join(directory, f'.{osp.basename(stem)}.unhashed.pth')
+    save_atomically(lambda tmp: torch.save(published, tmp), staged)
+    final = f'{stem}-{sha256_of(staged)[:8]}.pth'
+    if osp.exists(final) and not force:
+        os.remove(staged)
+        raise FileExistsError(f'{final} exists; pass --force to overwrite it')
+    os.replace(staged, final)
     return final
 
 
@@ -75,7 +95,7 @@ def main(argv: list[str] | None = None) -> str:
     args = parse_args(argv)
     if args.trust_checkpoint:
         os.environ[TRUST_ENV] = '1'
-    final = publish(args.in_file, args.out_file, args.save_keys)
+    final = publish(args.in_file, args.out_file, args.save_keys, args.force)
     print(f'Published {final} ({osp.getsize(final) / 2**20:.1f} MiB)')
     return final
 
