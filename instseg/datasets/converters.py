@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from instseg.structures.masks._rle_codec import encode_window
+from instseg.structures.masks.conversions import window_to_rle
 
 from .image_io import decode_unchanged, load_image
 
@@ -113,7 +113,7 @@ def window_annotation(
     """One instance (bool window [h, w] at (y0, x0) on a height x width canvas) -> its COCO
     fields ``segmentation``, ``area``, ``bbox``, ``iscrowd``, and whether a polygon asked for
     had to fall back to RLE."""
-    rle = encode_window(window.astype(np.uint8), y0, x0, height, width)
+    rle = window_to_rle(window.astype(np.uint8), y0, x0, height, width)
     rows, cols = np.flatnonzero(window.any(axis=1)), np.flatnonzero(window.any(axis=0))
     bbox = [float(x0 + cols[0]), float(y0 + rows[0]),
             float(cols[-1] - cols[0] + 1), float(rows[-1] - rows[0] + 1)]  # fmt: skip

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from instseg.structures.masks import BitmapMasks, PolygonMasks, RLEMasks
-from instseg.structures.masks._axis_map import AxisMap
+from instseg.structures.masks.geometry import AxisMap
 
 H, W = 30, 40
 

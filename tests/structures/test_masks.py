@@ -12,7 +12,7 @@ from mmengine.structures import InstanceData
 from torchvision.ops import roi_align
 
 from instseg.structures.masks import BaseInstanceMasks, BitmapMasks, PolygonMasks, RLEMasks
-from instseg.structures.masks._roi import roi_targets
+from instseg.structures.masks.conversions import roi_targets
 
 H, W = 32, 48
 # Instance 0: a 10 x 20 rectangle (rows 5..14, columns 8..27); instance 1: an L (72 pixels);

@@ -1,34 +1,46 @@
-"""The interface shared by the instance-mask containers, plus index and argument helpers.
+"""The interface of the instance-mask containers, and what the pixel containers share.
 
 Pixel convention (all containers): pixel ``(row i, column j)`` covers the continuous square
 ``[j, j + 1) x [i, i + 1)``; a pixel belongs to a polygon when its centre ``(j + 0.5, i + 0.5)``
 lies inside (what pycocotools rasterises). Every resampling (resize, translate, rotate, RoI
 targets) samples at pixel centres, so polygons, bitmaps and RLEs give the same pixels up to
 edge rounding, and bitmaps and RLEs give exactly the same pixels.
+
+Containers register by class name in :data:`MASK_TYPES` when they are defined, so ``to_bitmap``,
+``to_rle_masks`` and ``to_polygons`` reach each other's classes without importing their modules.
 """
 
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from numbers import Real
 from typing import Any
 
 import numpy as np
 import torch
 
+from .conversions import roi_targets, window_to_polygons
+from .geometry import CanvasMap, check_out_shape, rotate_window, rotation_matrix
+
 IndexLike = Any  # int, slice, list[int], np.ndarray (int or bool), torch.Tensor (int or bool)
-FLIP_DIRECTIONS = ('horizontal', 'vertical', 'diagonal')
+Window = tuple[np.ndarray, int, int]  # one instance's uint8 pixels [h, w] at (y0, x0)
+MASK_TYPES: dict[str, type[BaseInstanceMasks]] = {}
 
 
 class BaseInstanceMasks(metaclass=ABCMeta):
     """N instance masks on one ``height x width`` canvas; every operation returns a new container.
 
-    Subclasses: :class:`PolygonMasks`, :class:`BitmapMasks`, :class:`RLEMasks`.
+    Subclasses: :class:`PolygonMasks`, :class:`BitmapMasks`, :class:`RLEMasks`. Resize, flip,
+    crop, pad and translate are steps of one :class:`CanvasMap` that each container applies.
     """
 
     height: int
     width: int
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        MASK_TYPES[cls.__name__] = cls
 
     @abstractmethod
     def __len__(self) -> int:
@@ -48,41 +60,48 @@ class BaseInstanceMasks(metaclass=ABCMeta):
         """Concatenate containers of this class sharing one canvas -> one container."""
 
     @classmethod
-    @abstractmethod
     def empty(cls, height: int, width: int) -> BaseInstanceMasks:
         """A container with no instance on a ``height x width`` canvas."""
+        return cls([], height, width)
+
+    @property
+    def _canvas_map(self) -> CanvasMap:
+        """Map from the stored pixels to the current canvas (eager containers: the identity)."""
+        return CanvasMap.identity(self.height, self.width)
 
     @abstractmethod
+    def _moved(self, canvas_map: CanvasMap) -> BaseInstanceMasks:
+        """The masks seen through ``canvas_map``, a step (or chain) after ``_canvas_map``."""
+
     def resize(self, out_shape: tuple[int, int]) -> BaseInstanceMasks:
         """Scale the content to an ``(h, w)`` canvas (nearest pixel centre)."""
+        return self._moved(self._canvas_map.resize(out_shape))
 
     def rescale(self, scale: float) -> BaseInstanceMasks:
         """Resize by ``scale`` keeping the aspect ratio; new size ``int(size * scale + 0.5)``."""
         if not isinstance(scale, Real) or scale <= 0:
             raise ValueError(f'rescale expects a positive float scale, got {scale!r}')
-        out_shape = (int(self.height * scale + 0.5), int(self.width * scale + 0.5))
-        return self.resize(out_shape)
+        return self.resize((int(self.height * scale + 0.5), int(self.width * scale + 0.5)))
 
-    @abstractmethod
     def flip(self, direction: str = 'horizontal') -> BaseInstanceMasks:
         """Mirror the canvas: 'horizontal' (left-right), 'vertical' (up-down) or 'diagonal'."""
+        return self._moved(self._canvas_map.flip(direction))
 
-    @abstractmethod
     def crop(self, bbox: np.ndarray) -> BaseInstanceMasks:
         """Cut the window ``bbox`` = int [x1, y1, x2, y2] (clipped to the canvas); it becomes the
         new canvas of ``max(y2 - y1, 1) x max(x2 - x1, 1)`` pixels."""
+        return self._moved(self._canvas_map.crop(bbox))
 
-    @abstractmethod
     def pad(self, out_shape: tuple[int, int]) -> BaseInstanceMasks:
-        """Grow the canvas to ``(h, w)`` by adding empty rows at the bottom and columns at the
-        right."""
+        """Grow the canvas to ``(h, w)`` with empty rows at the bottom, columns at the right."""
+        return self._moved(self._canvas_map.pad(out_shape))
 
-    @abstractmethod
     def translate(
         self, out_shape: tuple[int, int], offset: float, direction: str = 'horizontal'
     ) -> BaseInstanceMasks:
         """Shift the content by ``offset`` pixels ('horizontal': along x, 'vertical': along y) on
         a new ``(h, w)`` canvas anchored at the top-left; content leaving the canvas is cut."""
+        return self._moved(self._canvas_map.translate(out_shape, offset, direction))
 
     @abstractmethod
     def rotate(
@@ -120,33 +139,17 @@ class BaseInstanceMasks(metaclass=ABCMeta):
 
     def to_bitmap(self) -> BaseInstanceMasks:
         """The same masks as :class:`BitmapMasks` (allocates N full-size bitmaps)."""
-        from .bitmap import BitmapMasks
-
-        return BitmapMasks(self.to_ndarray(), self.height, self.width)
+        return MASK_TYPES['BitmapMasks'](self.to_ndarray(), self.height, self.width)
 
     def to_rle_masks(self) -> BaseInstanceMasks:
         """The same masks as :class:`RLEMasks` (pixel-exact)."""
-        from .rle import RLEMasks
+        return MASK_TYPES['RLEMasks'](self.to_rle(), self.height, self.width)
 
-        return RLEMasks(self.to_rle(), self.height, self.width)
-
+    @abstractmethod
     def to_polygons(self) -> BaseInstanceMasks:
         """The masks as :class:`PolygonMasks`: one polygon per connected region, tracing its
         pixels' outline a quarter pixel inside, so that it rasterises back to the same pixels.
         Holes cannot be expressed by COCO polygons (their union is the mask): they are filled."""
-        from .polygon import PolygonMasks, window_to_polygons
-
-        polys = [[] if t is None else window_to_polygons(*t) for t in self._tight_windows()]
-        return PolygonMasks._trusted(polys, self.height, self.width)
-
-    def _tight_windows(self) -> Iterator[tuple[np.ndarray, int, int] | None]:
-        """Per instance its pixels inside its tight box as (uint8 window, y0, x0), or None when
-        it is empty. Subclasses avoid the full-size bitmap this fallback decodes."""
-        for i, (x1, y1, x2, y2) in enumerate(self.get_bboxes().astype(np.int64).tolist()):
-            if x2 <= x1 or y2 <= y1:
-                yield None
-            else:
-                yield self[i].to_ndarray()[0, y1:y2, x1:x2], y1, x1
 
     @abstractmethod
     def to_rle(self) -> list[dict]:
@@ -161,6 +164,65 @@ class BaseInstanceMasks(metaclass=ABCMeta):
     @abstractmethod
     def get_bboxes(self) -> np.ndarray:
         """float32 ndarray[N, 4]: tight xyxy boxes (x2 = last column + 1); zeros when empty."""
+
+
+class PixelMasks(BaseInstanceMasks):
+    """Masks held as pixels (dense or run-length): RoI targets, rotation and outline tracing
+    work on each instance's pixels in a window, cut by ``_window``."""
+
+    @abstractmethod
+    def _window(self, i: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """Current pixels [y0:y1, x0:x1] of instance ``i`` -> uint8 ndarray (do not write)."""
+
+    @classmethod
+    @abstractmethod
+    def _from_windows(cls, windows: Sequence[Window | None], height: int, width: int):
+        """One instance per window, on an otherwise empty canvas (None: an empty instance)."""
+
+    def _tight_windows(self) -> list[Window | None]:
+        """Each instance's pixels in its tight box, or None when it is empty."""
+        boxes = self.get_bboxes().astype(np.int64).tolist()
+        return [
+            (self._window(i, y0, y1, x0, x1), y0, x0) if x1 > x0 else None
+            for i, (x0, y0, x1, y1) in enumerate(boxes)
+        ]
+
+    def rotate(
+        self,
+        out_shape: tuple[int, int],
+        angle: float,
+        center: tuple[float, float] | None = None,
+        scale: float = 1.0,
+    ) -> PixelMasks:
+        out_h, out_w = check_out_shape(out_shape, 'rotate')
+        matrix = rotation_matrix(self.height, self.width, angle, center, scale)
+        windows = self._tight_windows()
+        moved = [None if w is None else rotate_window(*w, matrix, out_h, out_w) for w in windows]
+        return self._from_windows(moved, out_h, out_w)
+
+    def crop_and_resize(
+        self,
+        bboxes: torch.Tensor,
+        out_shape: tuple[int, int],
+        inds: torch.Tensor,
+        device: torch.device | str = 'cpu',
+    ) -> torch.Tensor:
+        boxes, idx = as_roi_inputs(bboxes, inds, len(self))
+        return roi_targets(self._window, boxes, idx, out_shape, self.height, self.width, device)
+
+    def to_polygons(self) -> BaseInstanceMasks:
+        polys = [[] if w is None else window_to_polygons(*w) for w in self._tight_windows()]
+        return MASK_TYPES['PolygonMasks']._trusted(polys, self.height, self.width)
+
+
+def paint_windows(windows: Sequence[Window | None], height: int, width: int) -> np.ndarray:
+    """Windows placed on empty canvases -> uint8 ndarray[len(windows), height, width]."""
+    out = np.zeros((len(windows), height, width), dtype=np.uint8)
+    for i, w in enumerate(windows):
+        if w is not None:
+            pixels, y0, x0 = w
+            out[i, y0 : y0 + pixels.shape[0], x0 : x0 + pixels.shape[1]] = pixels
+    return out
 
 
 def as_indices(index: IndexLike, length: int) -> slice | np.ndarray:
@@ -202,56 +264,6 @@ def check_cat(cls: type, masks: Sequence[BaseInstanceMasks]) -> tuple[int, int]:
     if len(shapes) != 1:
         raise ValueError(f'{cls.__name__}.cat: masks lie on different canvases {sorted(shapes)}')
     return shapes.pop()
-
-
-def check_out_shape(out_shape: Sequence[int], op: str) -> tuple[int, int]:
-    """Validate an ``(h, w)`` canvas size -> tuple of two ints."""
-    if len(out_shape) != 2 or any(int(s) != s or s < 0 for s in out_shape):
-        raise ValueError(
-            f'{op}: out_shape must be (height, width) of non-negative ints, got {out_shape!r}'
-        )
-    return int(out_shape[0]), int(out_shape[1])
-
-
-def check_direction(direction: str, allowed: Sequence[str]) -> str:
-    """Raise a ValueError naming ``direction`` unless it is one of ``allowed``."""
-    if direction not in allowed:
-        raise ValueError(f'direction must be one of {tuple(allowed)}, got {direction!r}')
-    return direction
-
-
-def crop_window(height: int, width: int, bbox: np.ndarray) -> tuple[int, int, int, int]:
-    """Clip ``bbox`` int [x1, y1, x2, y2] to the canvas -> (x1, y1, w, h) of the crop, w, h >= 1.
-
-    Same rule as mmdetection: a window outside the canvas keeps a one-pixel (empty) canvas.
-    """
-    box = np.asarray(bbox)
-    if box.shape != (4,) or not np.issubdtype(box.dtype, np.number):
-        raise ValueError(f'crop bbox must be an int array [x1, y1, x2, y2], got {bbox!r}')
-    x1, x2 = np.clip(box[0::2].astype(np.int64), 0, width)
-    y1, y2 = np.clip(box[1::2].astype(np.int64), 0, height)
-    return int(x1), int(y1), int(max(x2 - x1, 1)), int(max(y2 - y1, 1))
-
-
-def check_pad(height: int, width: int, out_shape: Sequence[int]) -> tuple[int, int]:
-    """Validate a pad target that must contain the current canvas -> (h, w)."""
-    out_h, out_w = check_out_shape(out_shape, 'pad')
-    if out_h < height or out_w < width:
-        raise ValueError(
-            f'pad: out_shape {(out_h, out_w)} is smaller than the masks ({height}, {width})'
-        )
-    return out_h, out_w
-
-
-def rotation_matrix(
-    height: int, width: int, angle: float, center: tuple[float, float] | None, scale: float
-) -> np.ndarray:
-    """2x3 float64 affine matrix of cv2.getRotationMatrix2D in pixel-index coordinates."""
-    import cv2
-
-    if center is None:
-        center = ((width - 1) * 0.5, (height - 1) * 0.5)
-    return cv2.getRotationMatrix2D((float(center[0]), float(center[1])), float(angle), float(scale))
 
 
 def as_roi_inputs(

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
-import cv2
 import numpy as np
 import pycocotools.mask as mask_utils
-import torch
 
-from ._index_maps import IndexMappedMasks, gather
-from ._roi import roi_targets
-from .base import (
-    IndexLike,
-    as_indices,
-    as_roi_inputs,
-    check_cat,
-    check_out_shape,
-    rotation_matrix,
-)
+from .base import IndexLike, PixelMasks, Window, as_indices, check_cat, paint_windows
+from .geometry import CanvasMap
 
 
-class BitmapMasks(IndexMappedMasks):
-    """N binary masks stored densely.
+class BitmapMasks(PixelMasks):
+    """N binary masks stored densely; every geometric step resamples the pixels at once.
 
     Args:
         masks: uint8/bool ndarray[N, H, W] (or a list of [H, W] arrays); non-zero is foreground.
@@ -62,57 +52,29 @@ class BitmapMasks(IndexMappedMasks):
         height, width = check_cat(cls, masks)
         return cls(np.concatenate([m.masks for m in masks]), height, width)
 
-    @classmethod
-    def empty(cls, height: int, width: int) -> BitmapMasks:
-        return cls(np.zeros((0, height, width), dtype=np.uint8), height, width)
-
-    def _remap(self, maps: tuple[np.ndarray, np.ndarray]) -> BitmapMasks:
-        rows, cols = maps
-        return BitmapMasks(gather(self.masks, rows, cols), len(rows), len(cols))
-
-    def rotate(
-        self,
-        out_shape: tuple[int, int],
-        angle: float,
-        center: tuple[float, float] | None = None,
-        scale: float = 1.0,
-    ) -> BitmapMasks:
-        out_h, out_w = check_out_shape(out_shape, 'rotate')
-        matrix = rotation_matrix(self.height, self.width, angle, center, scale)
-        out = np.zeros((len(self), out_h, out_w), dtype=np.uint8)
-        # Warp each instance's tight box only: the same windows RLEMasks uses, so the two agree.
-        for i, (x1, y1, x2, y2) in enumerate(self.get_bboxes().astype(int).tolist()):
-            if x2 <= x1:
-                continue
-            moved = rotate_window(self.masks[i, y1:y2, x1:x2], y1, x1, matrix, out_h, out_w)
-            if moved is not None:
-                warped, top, left = moved
-                out[i, top : top + warped.shape[0], left : left + warped.shape[1]] = warped
+    def _moved(self, canvas_map: CanvasMap) -> BitmapMasks:
+        rows, cols = canvas_map.indices()  # source row (column) per output one, -1 for none
+        out_h, out_w = canvas_map.shape
+        if self.height == 0 or self.width == 0:
+            return BitmapMasks(np.zeros((len(self), out_h, out_w), np.uint8), out_h, out_w)
+        out = self.masks
+        if rows is not None:
+            out = out[:, np.maximum(rows, 0)]
+            out[:, rows < 0] = 0
+        if cols is not None:
+            out = out[:, :, np.maximum(cols, 0)]
+            out[:, :, cols < 0] = 0
         return BitmapMasks(out, out_h, out_w)
 
-    def crop_and_resize(
-        self,
-        bboxes: torch.Tensor,
-        out_shape: tuple[int, int],
-        inds: torch.Tensor,
-        device: torch.device | str = 'cpu',
-    ) -> torch.Tensor:
-        boxes, idx = as_roi_inputs(bboxes, inds, len(self))
+    def _window(self, i: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        return self.masks[i, y0:y1, x0:x1]
 
-        def cut(i: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-            return self.masks[i, y0:y1, x0:x1]
-
-        return roi_targets(cut, boxes, idx, out_shape, self.height, self.width, device)
+    @classmethod
+    def _from_windows(cls, windows: Sequence[Window | None], height: int, width: int):
+        return cls(paint_windows(windows, height, width), height, width)
 
     def to_ndarray(self) -> np.ndarray:
         return self.masks.copy()
-
-    def to_bitmap(self) -> BitmapMasks:
-        return BitmapMasks(self.masks.copy(), self.height, self.width)
-
-    def _tight_windows(self) -> Iterator[tuple[np.ndarray, int, int] | None]:
-        for i, (x1, y1, x2, y2) in enumerate(self.get_bboxes().astype(np.int64).tolist()):
-            yield (self.masks[i, y1:y2, x1:x2], y1, x1) if x2 > x1 else None
 
     def to_rle(self) -> list[dict]:
         return [mask_utils.encode(np.asfortranarray(mask)) for mask in self.masks]
@@ -123,40 +85,6 @@ class BitmapMasks(IndexMappedMasks):
 
     def get_bboxes(self) -> np.ndarray:
         return tight_boxes(self.masks.any(axis=2), self.masks.any(axis=1))
-
-
-def rotate_window(
-    window: np.ndarray, y0: int, x0: int, matrix: np.ndarray, out_h: int, out_w: int
-) -> tuple[np.ndarray, int, int] | None:
-    """Warp one instance's uint8 pixels ``window`` (at row y0, column x0) by the 2x3 ``matrix``
-    with nearest sampling, onto the part of an ``out_h x out_w`` canvas it can reach
-    -> (warped window, its y0, its x0), or None when it lands outside."""
-    h, w = window.shape
-    # Pixel squares' corners: a destination pixel samples its nearest source pixel centre.
-    corners = np.array(
-        [
-            [x0 - 0.5, y0 - 0.5],
-            [x0 + w - 0.5, y0 - 0.5],
-            [x0 - 0.5, y0 + h - 0.5],
-            [x0 + w - 0.5, y0 + h - 0.5],
-        ]
-    )
-    dst = corners @ matrix[:, :2].T + matrix[:, 2]
-    dx0, dy0 = np.clip(np.floor(dst.min(axis=0)).astype(int) - 1, 0, [out_w, out_h])
-    dx1, dy1 = np.clip(np.ceil(dst.max(axis=0)).astype(int) + 2, 0, [out_w, out_h])
-    if dx1 <= dx0 or dy1 <= dy0:
-        return None
-    local = matrix.copy()
-    local[:, 2] += matrix[:, :2] @ [x0, y0] - [dx0, dy0]
-    warped = cv2.warpAffine(
-        np.ascontiguousarray(window),
-        local,
-        (int(dx1 - dx0), int(dy1 - dy0)),
-        flags=cv2.INTER_NEAREST,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=0,
-    )
-    return warped, int(dy0), int(dx0)
 
 
 def tight_boxes(rows_any: np.ndarray, cols_any: np.ndarray) -> np.ndarray:

@@ -8,19 +8,9 @@ import numpy as np
 import pycocotools.mask as mask_utils
 import torch
 
-from ._rle_codec import zero_rle
-from .base import (
-    BaseInstanceMasks,
-    IndexLike,
-    as_indices,
-    as_roi_inputs,
-    check_cat,
-    check_direction,
-    check_out_shape,
-    check_pad,
-    crop_window,
-    rotation_matrix,
-)
+from .base import BaseInstanceMasks, IndexLike, as_indices, as_roi_inputs, check_cat
+from .conversions import polygons_to_rle
+from .geometry import CanvasMap, check_out_shape, rotation_matrix
 
 Polygons = list[list[np.ndarray]]
 
@@ -69,10 +59,6 @@ class PolygonMasks(BaseInstanceMasks):
         height, width = check_cat(cls, masks)
         return cls._trusted([polys for m in masks for polys in m.masks], height, width)
 
-    @classmethod
-    def empty(cls, height: int, width: int) -> PolygonMasks:
-        return cls._trusted([], height, width)
-
     def _map(
         self, fn: Callable[[np.ndarray], np.ndarray], out_h: int, out_w: int, clip: bool
     ) -> PolygonMasks:
@@ -98,35 +84,15 @@ class PolygonMasks(BaseInstanceMasks):
             k += len(polys)
         return self._trusted(out, out_h, out_w)
 
-    def resize(self, out_shape: tuple[int, int]) -> PolygonMasks:
-        out_h, out_w = check_out_shape(out_shape, 'resize')
-        scale = np.array([out_w / max(self.width, 1), out_h / max(self.height, 1)])
-        return self._map(lambda xy: xy * scale, out_h, out_w, clip=False)
-
-    def flip(self, direction: str = 'horizontal') -> PolygonMasks:
-        check_direction(direction, ('horizontal', 'vertical', 'diagonal'))
-        sign = np.array(
-            [-1.0 if direction != 'vertical' else 1.0, -1.0 if direction != 'horizontal' else 1.0]
-        )
-        shift = np.where(sign < 0, [self.width, self.height], 0.0)
-        return self._map(lambda xy: xy * sign + shift, self.height, self.width, clip=False)
-
-    def crop(self, bbox: np.ndarray) -> PolygonMasks:
-        x1, y1, w, h = crop_window(self.height, self.width, bbox)
-        origin = np.array([x1, y1], dtype=np.float64)
-        return self._map(lambda xy: xy - origin, h, w, clip=True)
-
-    def pad(self, out_shape: tuple[int, int]) -> PolygonMasks:
-        out_h, out_w = check_pad(self.height, self.width, out_shape)
-        return self._trusted(self.masks, out_h, out_w)
-
-    def translate(
-        self, out_shape: tuple[int, int], offset: float, direction: str = 'horizontal'
-    ) -> PolygonMasks:
-        out_h, out_w = check_out_shape(out_shape, 'translate')
-        check_direction(direction, ('horizontal', 'vertical'))
-        shift = np.array([offset, 0.0] if direction == 'horizontal' else [0.0, offset])
-        return self._map(lambda xy: xy + shift, out_h, out_w, clip=True)
+    def _moved(self, canvas_map: CanvasMap) -> PolygonMasks:
+        """Move every point by the map's affine step; cut polygons to the new canvas when the
+        step cut some content (a crop or a shift), so that no point lies outside it."""
+        (out_h, out_w), y, x = canvas_map.shape, canvas_map.y, canvas_map.x
+        if (x.scale, x.offset, y.scale, y.offset) == (1, 0, 1, 0) and not (x.cuts or y.cuts):
+            return self._trusted(self.masks, out_h, out_w)  # a pad: the points stay
+        scale = np.array([float(x.scale), float(y.scale)])
+        offset = np.array([float(x.offset), float(y.offset)])
+        return self._map(lambda xy: xy * scale + offset, out_h, out_w, clip=x.cuts or y.cuts)
 
     def rotate(
         self,
@@ -170,11 +136,6 @@ class PolygonMasks(BaseInstanceMasks):
 
     def to_rle(self) -> list[dict]:
         return [polygons_to_rle(polys, self.height, self.width) for polys in self.masks]
-
-    def to_rle_masks(self) -> BaseInstanceMasks:
-        from .rle import RLEMasks
-
-        return RLEMasks.from_polygons(self)
 
     def to_polygons(self) -> PolygonMasks:
         return self._trusted([list(polys) for polys in self.masks], self.height, self.width)
@@ -236,13 +197,6 @@ def _as_polygon(poly: np.ndarray, instance: int, index: int) -> np.ndarray:
     return arr
 
 
-def polygons_to_rle(polys: Sequence[np.ndarray], height: int, width: int) -> dict:
-    """Rasterise one instance's polygons (union) -> compressed COCO RLE, no full-size bitmap."""
-    if len(polys) == 0:
-        return zero_rle(height, width)
-    return mask_utils.merge(mask_utils.frPyObjects(list(polys), height, width))
-
-
 def clip_polygon(xy: np.ndarray, width: float, height: float) -> np.ndarray:
     """Sutherland-Hodgman: cut polygon points [n, 2] to [0, width] x [0, height] -> [m, 2]."""
     for axis, bound, keep_above in (
@@ -268,25 +222,3 @@ def clip_polygon(xy: np.ndarray, width: float, height: float) -> np.ndarray:
         candidates = np.stack([cut, nxt], axis=1)
         xy = candidates[np.stack([crosses, nxt_inside], axis=1)]
     return xy
-
-
-def window_to_polygons(window: np.ndarray, y0: int, x0: int) -> list[np.ndarray]:
-    """Outlines of the connected regions of a uint8 window at (y0, x0) -> flat polygons.
-
-    Each pixel is split into 2 x 2 half-pixels before tracing (8-connected, outer outlines), so
-    the outline runs through half-pixel centres: a quarter pixel inside the region's edge, with
-    every region pixel's centre inside and every other pixel's centre outside.
-    """
-    import cv2
-
-    fine = np.pad(np.repeat(np.repeat(window.astype(np.uint8), 2, 0), 2, 1), 1)
-    contours, _ = cv2.findContours(fine, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    polys = []
-    for contour in contours:
-        xy = contour.reshape(-1, 2).astype(np.float64)
-        if len(xy) < 3:
-            continue  # a straight run cannot occur (regions are at least 2 x 2 half-pixels)
-        # Half-pixel index k (after the 1-wide pad) has its centre at (k - 1 + 0.5) / 2.
-        xy = (xy - 0.5) / 2 + [x0, y0]
-        polys.append(xy.reshape(-1))
-    return polys

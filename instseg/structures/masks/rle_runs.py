@@ -1,8 +1,8 @@
-"""COCO RLE helpers: input normalisation and decoding of a sub-window without the full mask.
+"""COCO RLE counts: input normalisation, parsing, and decoding of a sub-window.
 
 pycocotools only decodes whole masks (H x W bytes each). A mask-head target or a tight box needs
-a few thousand pixels of one instance, so ``Runs`` parses the compressed counts (vectorised) and
-paints only the columns asked for.
+a few thousand pixels of one instance, so :class:`ForegroundRuns` parses the compressed counts of
+all instances at once (vectorised) and paints only the pixels asked for.
 """
 
 from __future__ import annotations
@@ -11,13 +11,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pycocotools.mask as mask_utils
-
-
-def zero_rle(height: int, width: int) -> dict:
-    """Compressed RLE of an empty ``height x width`` mask, without allocating it."""
-    return mask_utils.frPyObjects(
-        {'size': [height, width], 'counts': [height * width]}, height, width
-    )
 
 
 def normalise_rle(rle: Mapping, height: int, width: int, index: int) -> dict:
@@ -48,11 +41,6 @@ def normalise_rle(rle: Mapping, height: int, width: int, index: int) -> dict:
     elif not isinstance(counts, bytes):
         raise ValueError(f'RLEMasks: instance {index} has counts of type {type(counts).__name__}')
     return {'size': size, 'counts': counts}
-
-
-def parse_counts(counts: bytes) -> np.ndarray:
-    """Compressed COCO counts (pycocotools' rleToString format) -> int64 run lengths."""
-    return parse_counts_many([counts])[0]
 
 
 def parse_counts_many(counts: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
@@ -120,79 +108,26 @@ def foreground_runs(
     return owner[fg], end - values[fg], end
 
 
-class Runs:
-    """One instance's RLE as run boundaries, for decoding sub-windows and finding its box.
+class ForegroundRuns:
+    """The foreground runs of N compressed RLEs of one ``height x width`` canvas, parsed once.
 
-    Args:
-        rle: compressed COCO RLE dict of size [H, W].
-        index: instance index, for error messages.
+    ``owner``, ``start`` and ``end`` (int64, ends exclusive) list every non-empty foreground run
+    in column-major pixel order, instance after instance.
     """
 
-    def __init__(self, rle: dict, index: int) -> None:
-        self.height, self.width = rle['size']
-        counts = parse_counts(rle['counts'])
-        if (counts < 0).any() or counts.sum() != self.height * self.width:
-            raise ValueError(
-                f'RLEMasks: instance {index} has corrupt counts (runs sum to '
-                f'{counts.sum()}, expected {self.height * self.width})'
-            )
-        # Runs alternate background / foreground in column-major order, background first.
-        self.bounds = np.concatenate([[0], np.cumsum(counts)])
-        self._bbox: tuple[int, int, int, int] | None | bool = False
+    def __init__(self, rles: Sequence[dict], height: int, width: int) -> None:
+        self.height = height
+        self.owner, self.start, self.end = foreground_runs(rles, height, width)
+        self._first = np.searchsorted(self.owner, np.arange(len(rles) + 1))
 
-    def bbox(self) -> tuple[int, int, int, int] | None:
-        """Tight source box as (row0, row1, col0, col1), ends exclusive; None when empty."""
-        if self._bbox is not False:
-            return self._bbox
-        n = len(self.bounds) - 1
-        starts, ends = self.bounds[1:n:2], self.bounds[2 : n + 1 : 2]
-        keep = ends > starts
-        starts, ends = starts[keep], ends[keep] - 1  # ends now inclusive
-        if len(starts) == 0:
-            self._bbox = None
-            return None
-        h = self.height
-        col0, col1 = int(starts[0] // h), int(ends[-1] // h) + 1
-        if (starts // h != ends // h).any():
-            row0, row1 = 0, h  # a run wraps into the next column, so it covers the bottom and top
-        else:
-            row0, row1 = int((starts % h).min()), int((ends % h).max()) + 1
-        self._bbox = (row0, row1, col0, col1)
-        return self._bbox
-
-    def region(self, row0: int, row1: int, col0: int, col1: int) -> np.ndarray:
-        """Source pixels [row0:row1, col0:col1] -> uint8 ndarray (a view, do not write to it)."""
-        h = self.height
-        lengths = np.diff(np.clip(self.bounds, col0 * h, col1 * h))
-        values = (np.arange(len(lengths)) & 1).astype(np.uint8)
-        strip = np.repeat(values, lengths)  # columns col0..col1-1, each h pixels tall
+    def region(self, i: int, row0: int, row1: int, col0: int, col1: int) -> np.ndarray:
+        """Source pixels [row0:row1, col0:col1] of instance ``i`` -> uint8 ndarray (a view)."""
+        lo, hi, h = col0 * self.height, col1 * self.height, self.height
+        first, last = self._first[i], self._first[i + 1]
+        start, end = self.start[first:last], self.end[first:last]
+        # Only the runs that reach into columns col0..col1-1, clipped to them.
+        keep = slice(np.searchsorted(end, lo, 'right'), np.searchsorted(start, hi))
+        bounds = np.stack([start[keep], end[keep]], 1).reshape(-1).clip(lo, hi) - lo
+        lengths = np.diff(bounds, prepend=0, append=hi - lo)
+        strip = np.repeat((np.arange(len(lengths)) & 1).astype(np.uint8), lengths)
         return strip.reshape(col1 - col0, h)[:, row0:row1].T
-
-
-def encode_window(window: np.ndarray, y0: int, x0: int, height: int, width: int) -> dict:
-    """Compressed RLE of a ``height x width`` canvas that is empty except ``window`` (uint8
-    [h, w]) placed at row ``y0``, column ``x0``; costs O(window), not O(canvas)."""
-    cols, rows = np.nonzero(window.T)  # column-major order, as COCO RLE runs
-    if len(cols) == 0:
-        return zero_rle(height, width)
-    flat = (x0 + cols.astype(np.int64)) * height + (y0 + rows)
-    gaps = np.flatnonzero(np.diff(flat) != 1)
-    starts = np.concatenate([flat[:1], flat[gaps + 1]])
-    ends = np.concatenate([flat[gaps] + 1, flat[-1:] + 1])
-    bounds = np.stack([starts, ends], axis=1).reshape(-1)
-    counts = np.diff(np.concatenate([[0], bounds, [height * width]]))
-    if counts[-1] == 0:
-        counts = counts[:-1]  # pycocotools ends on the last foreground run
-    return mask_utils.frPyObjects(
-        {'size': [height, width], 'counts': counts.tolist()}, height, width
-    )
-
-
-def tighten(window: np.ndarray, y0: int, x0: int) -> tuple[np.ndarray, int, int] | None:
-    """Shrink a uint8 window at (y0, x0) to its foreground's tight box -> (window, y0, x0), or
-    None when it is empty."""
-    rows, cols = np.flatnonzero(window.any(axis=1)), np.flatnonzero(window.any(axis=0))
-    if len(rows) == 0:
-        return None
-    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    return window[r0:r1, c0:c1], y0 + int(r0), x0 + int(c0)
