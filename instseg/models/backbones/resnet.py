@@ -57,6 +57,10 @@ class ResNet(BaseModule):
             ``floor(planes * base_width / 64) * groups`` channels. Defaults to 64.
         with_cp: recompute each residual block in the backward pass to save memory.
             Defaults to False.
+        zero_init_residual: start each residual block's last norm layer at weight 0, so that
+            every block starts as the identity (mmdetection's default, and timm's
+            ``zero_init_last``). Only matters when training from scratch; torchvision's ResNet
+            starts them at 1 (``False``). Defaults to True.
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH[, prefix='backbone.'])`` loads a
             local torchvision, timm / Hugging Face (``.safetensors``) or mmdetection file.
             Defaults to None (timm's initialisation).
@@ -80,6 +84,7 @@ class ResNet(BaseModule):
         groups: int = 1,
         base_width: int = 64,
         with_cp: bool = False,
+        zero_init_residual: bool = True,
         init_cfg: dict | list[dict] | None = None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -128,6 +133,7 @@ class ResNet(BaseModule):
             cardinality=groups,
             base_width=base_width,
             norm_layer=_timm_norm_layer(norm_cfg),
+            zero_init_last=zero_init_residual,
         )
         names = [name for name, _ in net.named_children()]
         expected = [*_STEM, *self.res_layer_names]

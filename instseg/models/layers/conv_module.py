@@ -19,8 +19,9 @@ class ConvModule(nn.Module):
 
     Attribute names follow mmcv's ``ConvModule`` so checkpoints keep their keys: ``conv``, then
     ``bn`` or ``gn`` (from ``norm_cfg``), then ``activate`` (no parameters).
-    Unlike mmcv's, this block has no ``init_weights`` of its own: the owning module's
-    ``init_cfg`` decides how ``conv`` is initialised.
+    As mmcv's, it initialises itself when built: ``conv`` Kaiming-normal (fan-out, for the
+    activation that follows) with a zero bias, the norm layer's weight 1 and bias 0. An owning
+    module's ``init_cfg`` (FPN's Xavier, RPN's Normal) may override this in ``init_weights``.
 
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation, groups: as
@@ -73,6 +74,23 @@ class ConvModule(nn.Module):
                     f'Unknown act_cfg type {act_type!r}; expected one of {sorted(_ACTIVATIONS)}'
                 )
             self.activate = _ACTIVATIONS[act_type](inplace=inplace, **act_kwargs)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Kaiming-normal (fan-out) ``conv`` with a zero bias; norm weight 1 and bias 0."""
+        if isinstance(self.activate, nn.LeakyReLU):
+            nonlinearity, slope = 'leaky_relu', self.activate.negative_slope
+        else:
+            nonlinearity, slope = 'relu', 0.0
+        nn.init.kaiming_normal_(
+            self.conv.weight, a=slope, mode='fan_out', nonlinearity=nonlinearity
+        )
+        if self.conv.bias is not None:
+            nn.init.zeros_(self.conv.bias)
+        norm = self.norm
+        if norm is not None and getattr(norm, 'weight', None) is not None:
+            nn.init.ones_(norm.weight)
+            nn.init.zeros_(norm.bias)
 
     @property
     def norm(self) -> nn.Module | None:

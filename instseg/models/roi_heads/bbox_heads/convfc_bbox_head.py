@@ -85,13 +85,6 @@ class ConvFCBBoxHead(BaseModule):
         self.fc_cls = nn.Linear(last, num_classes + 1)
         self.fc_reg = nn.Linear(last, 4 if reg_class_agnostic else 4 * num_classes)
 
-    def init_weights(self) -> None:
-        super().init_weights()
-        for module in self.shared_convs:
-            nn.init.kaiming_normal_(module.conv.weight, mode='fan_out', nonlinearity='relu')
-            if module.conv.bias is not None:
-                nn.init.zeros_(module.conv.bias)
-
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """RoI features [K, C, S, S] -> (cls_score [K, num_classes + 1], bbox_pred [K, 4 or 4C])."""
         for conv in self.shared_convs:
