@@ -6,6 +6,7 @@ from . import transforms  # noqa: F401  (registers the transforms)
 from .coco import COCO_CLASSES, CocoDataset
 from .demo_shapes import SHAPE_CLASSES, DemoShapesDataset, generate_shapes_dataset
 from .samplers import AspectRatioBatchSampler
+from .tiled_dataset import TiledDataset
 
 __all__ = [
     'COCO_CLASSES',
@@ -14,4 +15,5 @@ __all__ = [
     'SHAPE_CLASSES',
     'DemoShapesDataset',
     'generate_shapes_dataset',
+    'TiledDataset',
 ]

@@ -16,6 +16,8 @@ import pycocotools.mask as mask_util
 import torch
 from mmengine.fileio import get
 
+from instseg.structures.predicted_masks import PredictedMasks
+
 Color = tuple[int, int, int]
 
 
@@ -61,12 +63,22 @@ def mask_at(masks: Any, index: int) -> np.ndarray:
     """
     if isinstance(masks, (torch.Tensor, np.ndarray)):
         return _to_numpy(masks[index]).astype(bool)
+    if isinstance(masks, PredictedMasks):
+        return masks[index].to_ndarray()[0]
     if isinstance(masks, (list, tuple)):
         rle = masks[index]
         if isinstance(rle.get('counts'), list):
             rle = mask_util.frPyObjects(rle, *rle['size'])
         return mask_util.decode(rle).astype(bool)
     return masks[[index]].to_ndarray()[0].astype(bool)
+
+
+def _mask_window(masks: Any, index: int) -> tuple[np.ndarray, int, int]:
+    """Instance ``index`` as (bool mask, x0, y0): only its window for :class:`PredictedMasks`
+    (no full-size bitmap), the whole canvas at (0, 0) otherwise."""
+    if isinstance(masks, PredictedMasks):
+        return (*masks.window(index),)
+    return mask_at(masks, index), 0, 0
 
 
 def _text_color(background: Color) -> Color:
@@ -131,17 +143,24 @@ def draw_instances(
         return tuple(int(c) for c in palette[label % len(palette)])
 
     if masks is not None:
+        windowed = isinstance(masks, PredictedMasks)
+        if windowed and (masks.height, masks.width) != (height, width):
+            raise ValueError(
+                f'draw_instances: masks are {(masks.height, masks.width)}, the image is '
+                f'{(height, width)}'
+            )
         for i in range(num):
-            mask = mask_at(masks, i)
-            if mask.shape != (height, width):
+            mask, x0, y0 = _mask_window(masks, i)
+            if not windowed and mask.shape != (height, width):
                 raise ValueError(
                     f'draw_instances: mask {i} is {mask.shape}, the image is {(height, width)}'
                 )
             color = np.array(mask_color or color_of(labels_np[i]), dtype=np.float32)
-            region = canvas[mask].astype(np.float32)
-            canvas[mask] = (region * (1.0 - alpha) + color * alpha).round().astype(np.uint8)
+            view = canvas[y0 : y0 + mask.shape[0], x0 : x0 + mask.shape[1]]
+            region = view[mask].astype(np.float32)
+            view[mask] = (region * (1.0 - alpha) + color * alpha).round().astype(np.uint8)
             contours, _ = cv2.findContours(
-                mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+                mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(x0, y0)
             )
             cv2.drawContours(canvas, contours, -1, tuple(int(c) for c in color), line_width)
 

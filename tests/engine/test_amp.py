@@ -106,7 +106,7 @@ def test_bf16_training_step_and_inference_of_mask_rcnn() -> None:
     assert len(pred) > 0
     assert pred.bboxes.dtype == torch.float32 and torch.isfinite(pred.bboxes).all()
     assert torch.isfinite(pred.scores).all() and (pred.scores <= 1).all()
-    assert pred.masks.dtype == torch.bool and pred.masks.shape[-2:] == (96, 96)
+    assert pred.masks.shape[-2:] == (96, 96) and pred.masks.to_tensor().dtype == torch.bool
 
 
 # ---------------------------------------------------------------- fp32 where fp16 overflows

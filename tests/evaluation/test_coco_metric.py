@@ -25,6 +25,7 @@ from pycocotools.coco import COCO
 
 from instseg.evaluation import CocoMetric
 from instseg.registry import METRICS
+from instseg.structures import PredictedMasks
 
 # Categories listed out of id order on purpose: mapping must not depend on file order.
 CATEGORIES = [{'id': 7, 'name': 'cat'}, {'id': 3, 'name': 'dog'}]
@@ -196,6 +197,13 @@ def test_masks_as_tensors_rle_and_containers_agree(gt_file):
     for sample in samples:
         masks = sample['pred_instances']['masks'].numpy().astype(np.uint8)
         sample['pred_instances']['masks'] = BitmapMasks(masks, *sample['ori_shape'])
+    assert _evaluate(CocoMetric(gt_file, metric='segm'), samples) == from_tensors
+    # the mask head's compact default
+    samples = _predictions(shifts)
+    for sample in samples:
+        sample['pred_instances']['masks'] = PredictedMasks.from_dense(
+            sample['pred_instances']['masks']
+        )
     assert _evaluate(CocoMetric(gt_file, metric='segm'), samples) == from_tensors
 
 

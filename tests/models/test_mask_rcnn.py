@@ -9,7 +9,7 @@ from mmengine.config import Config
 from mmengine.structures import InstanceData
 
 from instseg.registry import MODELS
-from instseg.structures import DetDataSample, PolygonMasks, RLEMasks
+from instseg.structures import DetDataSample, PolygonMasks, PredictedMasks, RLEMasks
 
 BASE = 'configs/_base_/models/mask_rcnn_r50_fpn.py'
 
@@ -103,10 +103,39 @@ def test_predict_returns_masks_at_original_size(model) -> None:
     n = len(pred)
     assert 0 < n <= 100
     assert pred.bboxes.shape == (n, 4) and pred.scores.shape == (n,) and pred.labels.shape == (n,)
-    assert pred.masks.shape == (n, 128, 192) and pred.masks.dtype == torch.bool
+    assert isinstance(pred.masks, PredictedMasks) and pred.masks.shape == (n, 128, 192)
+    # each mask lies inside its detection's box, rounded outwards
+    windows = torch.from_numpy(pred.masks.windows).float()
+    assert (windows[:, :2] >= pred.bboxes[:, :2].floor()).all()
+    assert (windows[:, 2:] <= pred.bboxes[:, 2:].ceil()).all()
     # boxes are rescaled to the original image
     assert pred.bboxes[:, 2].max() <= 192 and pred.bboxes[:, 3].max() <= 128
     assert (pred.scores[:-1] >= pred.scores[1:]).all()
+
+
+def test_mask_format_tensor_gives_the_same_masks_dense(model) -> None:
+    model.eval()
+    sample = DetDataSample(
+        metainfo=dict(img_shape=(64, 96), ori_shape=(64, 96), scale_factor=(1, 1))
+    )
+    image = torch.randint(0, 255, (3, 64, 96), dtype=torch.uint8)
+    model.test_cfg.rcnn.score_thr = 0.0
+    preds = {}
+    for mask_format in ('compact', 'tensor'):
+        model.roi_head.test_cfg.mask_format = mask_format
+        with torch.no_grad():
+            data = model.data_preprocessor(dict(inputs=[image], data_samples=[sample]), False)
+            (out,) = model(**data, mode='predict')
+        preds[mask_format] = out.pred_instances.masks
+    assert preds['tensor'].dtype == torch.bool and len(preds['tensor']) > 0
+    assert torch.equal(preds['compact'].to_tensor(), preds['tensor'])
+    model.roi_head.test_cfg.mask_format = 'rle'
+    with pytest.raises(
+        ValueError, match="mask_format must be one of \\['compact', 'tensor'\\], got 'rle'"
+    ):
+        with torch.no_grad():
+            model(**data, mode='predict')
+    del model.roi_head.test_cfg['mask_format']
 
 
 def test_num_classes_mismatch_is_a_clear_error() -> None:

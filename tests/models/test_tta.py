@@ -17,7 +17,7 @@ from torch import nn
 from instseg.models.test_time_augs import DetTTAModel
 from instseg.models.test_time_augs.det_tta import flip_boxes, vote_masks
 from instseg.registry import MODELS, TRANSFORMS
-from instseg.structures import DetDataSample
+from instseg.structures import DetDataSample, PredictedMasks
 
 ROOT = Path(__file__).resolve().parents[2]
 H, W = 64, 100
@@ -103,7 +103,12 @@ def test_flipped_and_scaled_views_merge_back_to_the_original() -> None:
 
 
 def view(
-    boxes: list, scores: list, labels: list, masks: torch.Tensor, flip: str | None
+    boxes: list,
+    scores: list,
+    labels: list,
+    masks: torch.Tensor,
+    flip: str | None,
+    compact: bool = False,
 ) -> DetDataSample:
     sample = DetDataSample(metainfo=dict(ori_shape=(20, 30), flip=flip is not None,
                                          flip_direction=flip, img_id=5))  # fmt: skip
@@ -111,7 +116,7 @@ def view(
         bboxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
         scores=torch.tensor(scores, dtype=torch.float32),
         labels=torch.tensor(labels, dtype=torch.long),
-        masks=masks,
+        masks=PredictedMasks.from_dense(masks) if compact else masks,
     )
     return sample
 
@@ -122,15 +127,18 @@ def box_mask(x1: int, y1: int, x2: int, y2: int) -> torch.Tensor:
     return m
 
 
-def test_merge_rules_pinned() -> None:
+@pytest.mark.parametrize('compact', [False, True], ids=['dense', 'compact'])
+def test_merge_rules_pinned(compact: bool) -> None:
     model = DetTTAModel(module=OracleDetector(), tta_cfg=dict(max_per_img=2))
-    a = view([[10, 5, 20, 15]], [0.9], [0], box_mask(10, 5, 20, 15)[None], None)
+    a = view([[10, 5, 20, 15]], [0.9], [0], box_mask(10, 5, 20, 15)[None], None, compact)
     # Mirrored in a 30 px wide image: [10, 5, 20, 15] -> [10, 5, 20, 15] back; mask shifted by
     # one column after unflipping (columns 11-20); plus a label-1 box only this view sees.
     b = view([[10, 5, 20, 15], [0, 0, 4, 4]], [0.8, 0.3], [0, 1],
-             torch.stack([box_mask(9, 5, 19, 15), box_mask(0, 0, 4, 4)]), 'horizontal')  # fmt: skip
+             torch.stack([box_mask(9, 5, 19, 15), box_mask(0, 0, 4, 4)]), 'horizontal',
+             compact)  # fmt: skip
     c = view([[11, 5, 21, 15], [2, 2, 6, 6]], [0.7, 0.2], [0, 0],
-             torch.stack([box_mask(11, 5, 21, 15), box_mask(2, 2, 6, 6)]), None)  # fmt: skip
+             torch.stack([box_mask(11, 5, 21, 15), box_mask(2, 2, 6, 6)]), None,
+             compact)  # fmt: skip
     (merged,) = model.merge_preds([[a, b, c]])
     pred = merged.pred_instances
     # NMS per class keeps a's box; the label-1 box is unflipped to [26, 0, 30, 4]; max_per_img=2
@@ -139,8 +147,10 @@ def test_merge_rules_pinned() -> None:
     np.testing.assert_allclose(pred.bboxes.numpy(), [[10, 5, 20, 15], [26, 0, 30, 4]])
     # Vote over a, b and c (weights .9, .8, .7 of 2.4): columns 11-19 are in all three; column
     # 10 in a only (0.375), column 20 in b and c (0.625).
-    np.testing.assert_array_equal(pred.masks[0].numpy(), box_mask(11, 5, 21, 15).numpy())
-    np.testing.assert_array_equal(pred.masks[1].numpy(), box_mask(26, 0, 30, 4).numpy())
+    masks = pred.masks.to_tensor() if compact else pred.masks
+    assert isinstance(pred.masks, PredictedMasks) == compact
+    np.testing.assert_array_equal(masks[0].numpy(), box_mask(11, 5, 21, 15).numpy())
+    np.testing.assert_array_equal(masks[1].numpy(), box_mask(26, 0, 30, 4).numpy())
     np.testing.assert_allclose(
         flip_boxes(torch.tensor([[1.0, 2.0, 5.0, 4.0]]), (20, 30), 'diagonal'),
         [[25.0, 16.0, 29.0, 18.0]],
@@ -192,7 +202,7 @@ def test_shipped_tta_config_wraps_a_mask_rcnn() -> None:
         (merged,) = model.test_step(batch)
     pred = merged.pred_instances
     assert 0 < len(pred) <= 100
-    assert pred.masks.shape == (len(pred), H, W) and pred.masks.dtype == torch.bool
+    assert isinstance(pred.masks, PredictedMasks) and pred.masks.shape == (len(pred), H, W)
     assert (pred.bboxes[:, 0::2] >= 0).all() and (pred.bboxes[:, 0::2] <= W).all()
     assert (pred.bboxes[:, 1::2] >= 0).all() and (pred.bboxes[:, 1::2] <= H).all()
     assert (pred.scores[:-1] >= pred.scores[1:]).all()

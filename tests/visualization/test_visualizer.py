@@ -13,7 +13,7 @@ from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 
 from instseg.registry import VISBACKENDS, VISUALIZERS
-from instseg.structures import BitmapMasks, DetDataSample
+from instseg.structures import BitmapMasks, DetDataSample, PredictedMasks
 from instseg.visualization import DetLocalVisualizer, draw_instances
 
 RED, GREEN = (255, 0, 0), (0, 255, 0)
@@ -44,6 +44,19 @@ def test_mask_is_blended_box_is_drawn_rest_untouched() -> None:
     assert tuple(drawn[20, 20]) == (50, 178, 50)  # 100 * 0.5 + (0, 255, 0) * 0.5, rounded
     assert tuple(drawn[29, 20]) == GREEN  # the box edge
     assert tuple(drawn[50, 50]) == (100, 100, 100)
+
+
+def test_compact_masks_draw_as_dense_ones() -> None:
+    image = np.random.default_rng(0).integers(0, 255, (64, 80, 3), dtype=np.uint8)
+    dense = np.zeros((2, 64, 80), dtype=bool)
+    dense[0, 10:30, 12:40] = True
+    dense[1, 40:64, 60:80] = True  # touches the image corner
+    kwargs = dict(bboxes=torch.tensor([[12.0, 10, 40, 30], [60, 40, 80, 64]]), line_width=1)
+    expected = draw_instances(image, masks=torch.from_numpy(dense), **kwargs)
+    drawn = draw_instances(image, masks=PredictedMasks.from_dense(dense), **kwargs)
+    np.testing.assert_array_equal(drawn, expected)
+    with pytest.raises(ValueError, match=r'masks are \(64, 40\), the image is \(64, 80\)'):
+        draw_instances(image, masks=PredictedMasks.from_dense(dense[:, :, :40]), **kwargs)
 
 
 def test_masks_as_rle_or_container_draw_the_same() -> None:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from .crop import RandomCrop
+from .crop import CropTile, RandomCrop
 from .filtering import FilterAnnotations
 from .formatting import PackDetInputs
 from .geometric import Pad, RandomChoiceResize, RandomFlip, RandomResize, Resize
@@ -21,6 +21,7 @@ __all__ = [
     'PhotoMetricDistortion',
     'RandomChoice',
     'RandomChoiceResize',
+    'CropTile',
     'RandomCrop',
     'RandomFlip',
     'RandomResize',

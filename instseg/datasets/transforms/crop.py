@@ -159,3 +159,52 @@ class RandomCrop(BaseTransform):
             f'allow_negative_crop={self.allow_negative_crop}, '
             f'recompute_bbox={self.recompute_bbox}, bbox_clip_border={self.bbox_clip_border})'
         )
+
+
+@TRANSFORMS.register_module()
+class CropTile(RandomCrop):
+    """Crop the window ``results['tile']`` (x0, y0, x1, y1) that :class:`TiledDataset` chose.
+
+    Instances the window cuts stay training targets when at least ``min_visible`` of their
+    area (mask pixels, or box area without masks) is inside it; the others become ignore
+    regions (``gt_ignore_flags``, which the assigners skip when ``ignore_iof_thr > 0``), so the
+    model is neither taught to find a sliver nor to call it background. Instances left empty
+    are dropped.
+
+    Args:
+        min_visible: fraction in [0, 1] of an instance's area that must remain. Defaults to 0.5.
+    """
+
+    def __init__(self, min_visible: float = 0.5) -> None:
+        if not 0.0 <= min_visible <= 1.0:
+            raise ValueError(f'CropTile: min_visible must be in [0, 1], got {min_visible!r}')
+        super().__init__(crop_size=(1, 1), allow_negative_crop=True)
+        self.min_visible = float(min_visible)
+
+    def transform(self, results: dict) -> dict:
+        """Crop to ``results['tile']``, flagging too-small remains as ignored."""
+        if 'tile' not in results:
+            raise KeyError('CropTile: results have no "tile" window; use it inside TiledDataset')
+        window = np.asarray(results['tile'], dtype=np.int64)
+        bboxes = results.get('gt_bboxes')
+        if bboxes is not None and len(bboxes):
+            masks = results.get('gt_masks')
+            if masks is not None:
+                before, after = masks.areas, masks.crop(window).areas
+            else:
+                clipped = bboxes.copy()
+                clipped[:, 0::2] = clipped[:, 0::2].clip(window[0], window[2])
+                clipped[:, 1::2] = clipped[:, 1::2].clip(window[1], window[3])
+                before, after = _box_areas(bboxes), _box_areas(clipped)
+            visible = after / np.maximum(before, 1e-6)
+            flags = results.get('gt_ignore_flags')
+            flags = np.zeros(len(bboxes), dtype=bool) if flags is None else flags.copy()
+            results['gt_ignore_flags'] = flags | ((after > 0) & (visible < self.min_visible))
+        return self._crop_data(results, window)
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}(min_visible={self.min_visible})'
+
+
+def _box_areas(boxes: np.ndarray) -> np.ndarray:
+    return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)

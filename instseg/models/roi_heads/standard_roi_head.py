@@ -8,7 +8,7 @@ from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from instseg.models.roi_heads.mask_heads import paste_masks
+from instseg.models.roi_heads.mask_heads import paste_masks, paste_masks_compact
 from instseg.registry import MODELS, TASK_UTILS
 from instseg.structures.bbox import bbox2roi, scale_boxes
 from instseg.structures.det_data_sample import SampleList
@@ -166,8 +166,12 @@ class StandardRoIHead(BaseModule):
         results: list[InstanceData],
         rescale: bool = True,
     ) -> list[InstanceData]:
-        """Add ``masks`` (BoolTensor[K, H, W] at the original size when ``rescale``) to
-        detections."""
+        """Add ``masks`` at the original size when ``rescale`` to detections.
+
+        ``test_cfg.mask_format`` picks their form: ``'compact'`` (default) a
+        :class:`~instseg.structures.PredictedMasks` holding each mask inside its box window,
+        ``'tensor'`` a dense BoolTensor[K, H, W].
+        """
         boxes = []
         for res, meta in zip(results, metas, strict=True):
             b = res.bboxes
@@ -178,13 +182,19 @@ class StandardRoIHead(BaseModule):
         mask_probs = self.predict_mask_probs(x, rois, torch.cat([r.labels for r in results]))
         threshold = self.test_cfg.get('mask_thr_binary', 0.5)
         paste_mode = self.test_cfg.get('mask_paste', 'grid_sample')
+        paste = _PASTES.get(self.test_cfg.get('mask_format', 'compact'))
+        if paste is None:
+            raise ValueError(
+                f'test_cfg.rcnn.mask_format must be one of {sorted(_PASTES)}, '
+                f'got {self.test_cfg.get("mask_format")!r}'
+            )
         out = []
         for res, meta, probs in zip(
             results, metas, mask_probs.split([len(r) for r in results]), strict=True
         ):
             shape = meta['ori_shape'] if rescale else meta['img_shape']
             res = res.clone()
-            res.masks = paste_masks(probs, res.bboxes, shape, threshold, paste_mode)
+            res.masks = paste(probs, res.bboxes, shape, threshold, paste_mode)
             out.append(res)
         return out
 
@@ -193,6 +203,10 @@ class StandardRoIHead(BaseModule):
         if rois.size(0) == 0:
             return rois.new_zeros((0, self.mask_head.mask_size, self.mask_head.mask_size))
         return self.mask_head.predict_probs(self.mask_roi_feats(x, rois), labels)
+
+
+# test_cfg.rcnn.mask_format -> how predicted masks are pasted into the image
+_PASTES = {'compact': paste_masks_compact, 'tensor': paste_masks}
 
 
 def _empty_detections(device: torch.device) -> InstanceData:

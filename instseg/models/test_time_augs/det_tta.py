@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from mmengine.model import BaseTTAModel
 from mmengine.structures import InstanceData
@@ -12,7 +13,7 @@ from torch import Tensor, nn
 from torchvision.ops import batched_nms, box_iou
 
 from instseg.registry import MODELS
-from instseg.structures import DetDataSample
+from instseg.structures import DetDataSample, PredictedMasks
 
 
 def flip_boxes(boxes: Tensor, shape: Sequence[int], direction: str) -> Tensor:
@@ -87,18 +88,47 @@ def vote_masks(masks: Tensor, scores: Tensor, members: Tensor, binary: bool = Tr
     return out
 
 
+def vote_compact_masks(masks: PredictedMasks, scores: Tensor, members: Tensor) -> PredictedMasks:
+    """:func:`vote_masks` for compact masks: each merged detection's vote is computed over the
+    union of its members' windows and kept as a window. scores [K], members bool [M, K]."""
+    windows = masks.windows
+    out_windows = np.zeros((members.size(0), 4), dtype=np.int64)
+    patches = []
+    scores = scores.detach().float().cpu().clamp(min=0)
+    for m, row in enumerate(members.cpu()):
+        idx = row.nonzero().flatten().numpy()
+        idx = idx[(windows[idx, 2] > windows[idx, 0]) & (windows[idx, 3] > windows[idx, 1])]
+        if len(idx) == 0:
+            patches.append(np.zeros(0, dtype=bool))
+            continue
+        x0, y0 = windows[idx, 0].min(), windows[idx, 1].min()
+        x1, y1 = windows[idx, 2].max(), windows[idx, 3].max()
+        weights = scores[idx].numpy()
+        weights = weights / weights.sum() if weights.sum() > 0 else np.full(len(idx), 1 / len(idx))
+        vote = np.zeros((y1 - y0, x1 - x0), dtype=np.float32)
+        for k, weight in zip(idx, weights, strict=True):
+            patch, px, py = masks.window(int(k))
+            vote[py - y0 : py - y0 + patch.shape[0], px - x0 : px - x0 + patch.shape[1]] += (
+                patch * weight
+            )
+        out_windows[m] = (x0, y0, x1, y1)
+        patches.append(vote >= 0.5)
+    return PredictedMasks.from_patches(patches, out_windows, masks.height, masks.width)
+
+
 @MODELS.register_module()
 class DetTTAModel(BaseTTAModel):
     """Merge a detector's predictions over test-time views (mmdetection's name and config).
 
     Each view's ``pred_instances`` (``bboxes`` [K, 4], ``scores`` [K], ``labels`` [K], optional
-    ``masks`` [K, H, W], all at the original image size, as the detectors return them with
-    ``rescale=True``) is flipped back using the view's ``flip`` / ``flip_direction``; the
-    resize was already undone by the detector. Boxes of all views go through class-wise NMS
-    (``tta_cfg.nms.iou_threshold``) and the best ``tta_cfg.max_per_img`` are kept, as in
-    mmdetection. Masks, which mmdetection does not merge, are a score-weighted vote: each kept
-    detection's mask is the weighted mean, thresholded at 0.5, of the masks of every same-class
-    detection (from any view) whose box overlaps its box by at least the NMS threshold.
+    ``masks`` [K, H, W] or :class:`PredictedMasks`, all at the original image size, as the
+    detectors return them with ``rescale=True``) is flipped back using the view's ``flip`` /
+    ``flip_direction``; the resize was already undone by the detector. Boxes of all views go
+    through class-wise NMS (``tta_cfg.nms.iou_threshold``) and the best ``tta_cfg.max_per_img``
+    are kept, as in mmdetection. Masks, which mmdetection does not merge, are a score-weighted
+    vote: each kept detection's mask is the weighted mean, thresholded at 0.5, of the masks of
+    every same-class detection (from any view) whose box overlaps its box by at least the NMS
+    threshold; compact masks are voted over their windows only.
 
     Args:
         module: the detector (a config, built from instseg's registry, or a module).
@@ -137,15 +167,18 @@ class DetTTAModel(BaseTTAModel):
         for sample in data_samples:
             pred = sample.pred_instances
             b, m = pred.bboxes, pred.get('masks') if with_masks else None
-            if with_masks and not isinstance(m, Tensor):
+            if with_masks and not isinstance(m, (Tensor, PredictedMasks)):
                 raise TypeError(
-                    f'DetTTAModel merges masks given as Tensor[K, H, W]; image '
+                    f'DetTTAModel merges masks given as Tensor[K, H, W] or PredictedMasks; image '
                     f'{sample.metainfo.get("img_id")} has {type(m).__name__}'
                 )
             if sample.metainfo.get('flip', False):
                 direction = sample.metainfo['flip_direction']
                 b = flip_boxes(b, sample.metainfo['ori_shape'], direction)
-                m = flip_masks(m, direction) if with_masks else None
+                if isinstance(m, PredictedMasks):
+                    m = m.flip(direction)
+                elif with_masks:
+                    m = flip_masks(m, direction)
             boxes.append(b)
             scores.append(pred.scores)
             labels.append(pred.labels)
@@ -158,13 +191,21 @@ class DetTTAModel(BaseTTAModel):
         keep = keep[: self.tta_cfg['max_per_img']]
         result = InstanceData(bboxes=boxes[keep], scores=scores[keep], labels=labels[keep])
         if with_masks:
-            all_masks = torch.cat(masks)
             members = (box_iou(boxes[keep].float(), boxes.float()) >= iou_thr) & (
                 labels[keep, None] == labels[None, :]
             )
-            result.masks = vote_masks(
-                all_masks, scores, members, binary=all_masks.dtype == torch.bool
-            )
+            if all(isinstance(m, PredictedMasks) for m in masks):
+                result.masks = vote_compact_masks(masks[0].cat(masks), scores, members)
+            else:
+                all_masks = torch.cat(
+                    [
+                        m.to_tensor(boxes.device) if isinstance(m, PredictedMasks) else m
+                        for m in masks
+                    ]
+                )
+                result.masks = vote_masks(
+                    all_masks, scores, members, binary=all_masks.dtype == torch.bool
+                )
         merged.pred_instances = result
         # The merged detections are in the unflipped original image.
         merged.set_metainfo(dict(flip=False, flip_direction=None))

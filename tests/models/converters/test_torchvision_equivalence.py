@@ -174,7 +174,7 @@ def _check_masks(runs: dict) -> None:
     # torchvision returns soft masks pasted its own way; users threshold them at 0.5.
     tv_masks = tv_det['masks'][tv_idx, 0] >= 0.5
     # the torchvision config pastes as torchvision does (test_cfg.rcnn.mask_paste)
-    pasted = ours.masks[our_idx]
+    pasted = ours.masks[our_idx].to_tensor()
     assert pasted.shape == tv_masks.shape
     assert tv_masks.sum() > 10_000  # the masks are not empty
     assert (pasted != tv_masks).sum() <= 1e-3 * tv_masks.sum()

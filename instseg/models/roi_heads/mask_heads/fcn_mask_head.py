@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from instseg.models.layers import ConvModule
 from instseg.ops import conv_transpose2d
 from instseg.registry import MODELS
+from instseg.structures.predicted_masks import PredictedMasks
 
 
 @MODELS.register_module()
@@ -147,31 +148,65 @@ def paste_masks(
 ) -> Tensor:
     """Paste RoI mask probabilities into a full image.
 
-    masks [K, s, s] in [0, 1], boxes [K, 4] in the target image's pixels -> BoolTensor[K, H, W].
-    Each mask is resampled bilinearly over the pixels its box covers only (pixel centres at +0.5),
-    so the cost grows with the boxes' area, not K x H x W arithmetic; pixels outside a box are
-    False.
-    With ``threshold < 0`` the soft probabilities are returned as float instead.
-    ``mode='torchvision'`` reproduces torchvision's ``paste_masks_in_image`` instead (see
-    :func:`paste_masks_like_torchvision`).
+    masks [K, s, s] in [0, 1], boxes [K, 4] in the target image's pixels -> BoolTensor[K, H, W];
+    pixels outside a detection's window (see :func:`paste_mask_windows`) are False. With
+    ``threshold < 0`` the soft probabilities are returned as float instead.
     """
     height, width = int(img_shape[0]), int(img_shape[1])
     soft = threshold < 0
-    if mode == 'torchvision':
-        probs = paste_masks_like_torchvision(masks, boxes, height, width)
-        return probs if soft else probs >= threshold
-    if mode != 'grid_sample':
-        raise ValueError(f"paste_masks mode must be 'grid_sample' or 'torchvision', got {mode!r}")
+    windows, patches = paste_mask_windows(masks, boxes, (height, width), mode)
     out = torch.zeros(
         (masks.size(0), height, width),
         dtype=torch.float32 if soft else torch.bool,
         device=masks.device,
     )
-    if masks.size(0) == 0:
-        return out
+    for i, (x0, y0, x1, y1) in enumerate(windows.tolist()):
+        if x1 > x0 and y1 > y0:
+            out[i, y0:y1, x0:x1] = patches[i] if soft else patches[i] >= threshold
+    return out
+
+
+def paste_masks_compact(
+    masks: Tensor,
+    boxes: Tensor,
+    img_shape: tuple[int, int],
+    threshold: float = 0.5,
+    mode: str = 'grid_sample',
+) -> PredictedMasks:
+    """:func:`paste_masks` without the [K, H, W] canvas: each detection's binary mask is kept
+    inside its window only (memory of the boxes' area). masks [K, s, s], boxes [K, 4]."""
+    if threshold < 0:
+        raise ValueError(
+            f'compact masks are binary; mask_thr_binary={threshold} (soft masks) needs '
+            "test_cfg.rcnn.mask_format='tensor'"
+        )
+    windows, patches = paste_mask_windows(masks, boxes, img_shape, mode)
+    return PredictedMasks.from_patches(
+        [p >= threshold for p in patches], windows, int(img_shape[0]), int(img_shape[1])
+    )
+
+
+def paste_mask_windows(
+    masks: Tensor, boxes: Tensor, img_shape: tuple[int, int], mode: str = 'grid_sample'
+) -> tuple[Tensor, list[Tensor]]:
+    """Resample each RoI mask onto the image pixels its box covers.
+
+    masks [K, s, s] in [0, 1], boxes [K, 4] -> (windows int64 [K, 4] (x0, y0, x1, y1) on the
+    CPU, ends exclusive, inside the image; K fp32 patches [y1 - y0, x1 - x0]). The cost grows
+    with the boxes' area, not K x H x W.
+
+    ``mode='grid_sample'``: the window is the box rounded outwards and the mask is sampled
+    bilinearly at pixel centres (+0.5). ``mode='torchvision'`` reproduces torchvision's
+    ``paste_masks_in_image`` (see :func:`paste_masks_like_torchvision`).
+    """
+    height, width = int(img_shape[0]), int(img_shape[1])
+    if mode == 'torchvision':
+        return _torchvision_windows(masks, boxes, height, width)
+    if mode != 'grid_sample':
+        raise ValueError(f"paste_masks mode must be 'grid_sample' or 'torchvision', got {mode!r}")
     boxes = boxes.float()
     # Integer extents of each box, computed once on the CPU to avoid a device sync per mask.
-    extents = (
+    windows = (
         torch.stack(
             [
                 boxes[:, 0].floor().clamp(0, width),
@@ -183,11 +218,13 @@ def paste_masks(
         )
         .long()
         .cpu()
-        .tolist()
     )
+    windows[:, 2:] = torch.maximum(windows[:, 2:], windows[:, :2])
     masks = masks.float()[:, None]
-    for i, (x0, y0, x1, y1) in enumerate(extents):
+    patches = []
+    for i, (x0, y0, x1, y1) in enumerate(windows.tolist()):
         if x1 <= x0 or y1 <= y0:
+            patches.append(masks.new_zeros((y1 - y0, x1 - x0)))
             continue
         bx1, by1, bx2, by2 = boxes[i]
         xs = torch.arange(x0, x1, device=masks.device, dtype=torch.float32) + 0.5 - bx1
@@ -195,9 +232,8 @@ def paste_masks(
         xs = xs / (bx2 - bx1).clamp(min=1e-6) * 2 - 1
         ys = ys / (by2 - by1).clamp(min=1e-6) * 2 - 1
         grid = torch.stack(torch.meshgrid(ys, xs, indexing='ij')[::-1], dim=-1)[None]
-        patch = F.grid_sample(masks[i : i + 1], grid, align_corners=False)[0, 0]
-        out[i, y0:y1, x0:x1] = patch if soft else patch >= threshold
-    return out
+        patches.append(F.grid_sample(masks[i : i + 1], grid, align_corners=False)[0, 0])
+    return windows, patches
 
 
 def paste_masks_like_torchvision(masks: Tensor, boxes: Tensor, height: int, width: int) -> Tensor:
@@ -208,9 +244,16 @@ def paste_masks_like_torchvision(masks: Tensor, boxes: Tensor, height: int, widt
     (``x2 - x1 + 1`` wide) and the mask resized bilinearly onto it. This shifts masks by up to a
     pixel relative to :func:`paste_masks`; use it only to reproduce torchvision's outputs.
     """
-    out = torch.zeros((masks.size(0), height, width), dtype=torch.float32, device=masks.device)
+    return paste_masks(masks, boxes, (height, width), threshold=-1, mode='torchvision')
+
+
+def _torchvision_windows(
+    masks: Tensor, boxes: Tensor, height: int, width: int
+) -> tuple[Tensor, list[Tensor]]:
+    """:func:`paste_mask_windows` for ``mode='torchvision'``."""
+    windows = torch.zeros((masks.size(0), 4), dtype=torch.long)
     if masks.size(0) == 0:
-        return out
+        return windows, []
     size = masks.size(-1)
     padded = F.pad(masks.float(), (1, 1, 1, 1))[:, None]
     boxes = boxes.float()
@@ -218,10 +261,14 @@ def paste_masks_like_torchvision(masks: Tensor, boxes: Tensor, height: int, widt
     half = (boxes[:, 2:] - boxes[:, :2]) * 0.5 * ((size + 2) / size)
     # int64 conversion truncates toward zero, as torchvision's does.
     corners = torch.cat([centre - half, centre + half], dim=1).long().cpu().tolist()
+    patches = []
     for i, (x0, y0, x1, y1) in enumerate(corners):
         w, h = max(x1 - x0 + 1, 1), max(y1 - y0 + 1, 1)
-        patch = F.interpolate(padded[i : i + 1], size=(h, w), mode='bilinear', align_corners=False)
         ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1 + 1, width), min(y1 + 1, height)
-        if ix1 > ix0 and iy1 > iy0:
-            out[i, iy0:iy1, ix0:ix1] = patch[0, 0, iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0]
-    return out
+        if ix1 <= ix0 or iy1 <= iy0:
+            patches.append(masks.new_zeros((0, 0), dtype=torch.float32))
+            continue
+        patch = F.interpolate(padded[i : i + 1], size=(h, w), mode='bilinear', align_corners=False)
+        windows[i] = torch.tensor([ix0, iy0, ix1, iy1])
+        patches.append(patch[0, 0, iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0])
+    return windows, patches
