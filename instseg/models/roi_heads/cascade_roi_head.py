@@ -7,16 +7,18 @@ from collections.abc import Sequence
 
 import torch
 from mmengine.config import ConfigDict
-from mmengine.model import BaseModule, ModuleList
+from mmengine.model import ModuleList
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from instseg.models.roi_heads.standard_roi_head import (
-    StandardRoIHead,
-    _empty_detections,
+from instseg.models.roi_heads.base_roi_head import (
+    BaseRoIHead,
     check_num_classes,
+    empty_detections,
 )
+from instseg.models.task_modules import SamplingResult
 from instseg.registry import MODELS, TASK_UTILS
+from instseg.structures import BaseInstanceMasks
 from instseg.structures.bbox import bbox2roi
 from instseg.structures.det_data_sample import SampleList
 
@@ -33,7 +35,7 @@ def _per_stage(cfg: dict | list | None, num_stages: int, key: str) -> list:
 
 
 @MODELS.register_module()
-class CascadeRoIHead(StandardRoIHead):
+class CascadeRoIHead(BaseRoIHead):
     """``num_stages`` box heads in series, each with its own RoI extractor and optional mask head.
 
     Modules are ``nn.ModuleList``s named as in mmdetection (``bbox_roi_extractor.{i}``,
@@ -63,8 +65,7 @@ class CascadeRoIHead(StandardRoIHead):
         test_cfg: ConfigDict | dict | None = None,
         init_cfg: dict | list | None = None,
     ) -> None:
-        # StandardRoIHead.__init__ builds one module per branch; the per-stage lists replace it.
-        BaseModule.__init__(self, init_cfg=init_cfg)
+        super().__init__(train_cfg=train_cfg, test_cfg=test_cfg, init_cfg=init_cfg)
         if num_stages < 1:
             raise ValueError(f'roi_head.num_stages must be at least 1, got {num_stages}')
         if len(stage_loss_weights) != num_stages:
@@ -74,8 +75,6 @@ class CascadeRoIHead(StandardRoIHead):
             )
         self.num_stages = num_stages
         self.stage_loss_weights = [float(w) for w in stage_loss_weights]
-        self.train_cfg = train_cfg
-        self.test_cfg = test_cfg
 
         # mmengine's ModuleList (unlike torch's) passes init_weights on to the heads it holds.
         def build(cfg: dict | list, key: str) -> ModuleList:
@@ -139,7 +138,7 @@ class CascadeRoIHead(StandardRoIHead):
             sampling_results = self.assign_and_sample(
                 proposals, batch_data_samples, self.bbox_assigner[stage], self.bbox_sampler[stage]
             )
-            stage_losses, rois, cls_score, bbox_pred = self._bbox_step(x, sampling_results, stage)
+            stage_losses, rois, cls_score, bbox_pred = self.bbox_loss(x, sampling_results, stage)
             if self.with_mask:
                 stage_losses['loss_mask'] = self.mask_loss(x, sampling_results, gt_masks, stage)
             weight = self.stage_loss_weights[stage]
@@ -151,23 +150,22 @@ class CascadeRoIHead(StandardRoIHead):
                 )
         return losses
 
-    def _bbox_step(
-        self, x: tuple[Tensor, ...], sampling_results: list, stage: int
+    def bbox_loss(
+        self, x: tuple[Tensor, ...], sampling_results: list[SamplingResult], stage: int
     ) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
-        """Unweighted box losses of ``stage`` and the rois, cls_score and bbox_pred behind them."""
+        """Unweighted ``loss_cls``, ``loss_bbox`` and ``acc`` of ``stage``'s sampled RoIs, and
+        the rois [K, 5], cls_score [K, C + 1] and bbox_pred [K, 4 or 4C] behind them."""
         rois = bbox2roi([res.priors for res in sampling_results])
         cls_score, bbox_pred = self.bbox_forward(x, rois, stage)
         losses = self.bbox_head[stage].loss(cls_score, bbox_pred, rois, sampling_results)
         return losses, rois, cls_score, bbox_pred
 
-    def bbox_loss(
-        self, x: tuple[Tensor, ...], sampling_results: list, stage: int = -1
-    ) -> dict[str, Tensor]:
-        """Unweighted ``loss_cls``, ``loss_bbox`` and ``acc`` of one stage's sampled RoIs."""
-        return self._bbox_step(x, sampling_results, stage)[0]
-
     def mask_loss(
-        self, x: tuple[Tensor, ...], sampling_results: list, gt_masks: list, stage: int = -1
+        self,
+        x: tuple[Tensor, ...],
+        sampling_results: list[SamplingResult],
+        gt_masks: list[BaseInstanceMasks],
+        stage: int = -1,
     ) -> Tensor:
         """Unweighted mask loss of one stage's positive RoIs."""
         pos_rois = bbox2roi([res.pos_priors for res in sampling_results]).to(x[0].device)
@@ -185,7 +183,7 @@ class CascadeRoIHead(StandardRoIHead):
         """Proposals [Ni, 4] per image -> detections (``bboxes``, ``scores``, ``labels``)."""
         rois = bbox2roi(proposals)
         if rois.size(0) == 0:
-            return [_empty_detections(rois.device) for _ in metas]
+            return [empty_detections(rois.device) for _ in metas]
         counts = [len(p) for p in proposals]
         stage_scores = []
         for stage in range(self.num_stages):
@@ -196,8 +194,10 @@ class CascadeRoIHead(StandardRoIHead):
                 # each stage regresses with its own most likely foreground class
                 labels = cls_score[:, :-1].argmax(1)
                 boxes = [
-                    head.regress_by_class(r[:, 1:], lab, pred, meta['img_shape'])
-                    for r, lab, pred, meta in zip(
+                    head.regress_by_class(
+                        image_rois[:, 1:], image_labels, deltas, meta['img_shape']
+                    )
+                    for image_rois, image_labels, deltas, meta in zip(
                         rois.split(counts),
                         labels.split(counts),
                         bbox_pred.split(counts),
@@ -207,16 +207,9 @@ class CascadeRoIHead(StandardRoIHead):
                 ]
                 rois = torch.cat([rois[:, :1], torch.cat(boxes).to(rois.dtype)], dim=1)
         cls_score = torch.stack(stage_scores).mean(0)
-        return [
-            self.bbox_head[-1].predict_by_feat(r, c, b, meta, self.test_cfg, rescale)
-            for r, c, b, meta in zip(
-                rois.split(counts),
-                cls_score.split(counts),
-                bbox_pred.split(counts),
-                metas,
-                strict=True,
-            )
-        ]
+        return self.detections_per_image(
+            self.bbox_head[-1], rois, cls_score, bbox_pred, counts, metas, rescale
+        )
 
     def predict_mask_probs(self, x: tuple[Tensor, ...], rois: Tensor, labels: Tensor) -> Tensor:
         """RoIs [K, 5], labels [K] -> mean over stages of the label's mask probability [K, s, s]."""

@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
-import torch
 from mmengine.config import ConfigDict
-from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from instseg.models.roi_heads.mask_heads import paste_masks, paste_masks_compact
+from instseg.models.roi_heads.base_roi_head import (
+    BaseRoIHead,
+    check_num_classes,
+    empty_detections,
+)
+from instseg.models.task_modules import SamplingResult
 from instseg.registry import MODELS, TASK_UTILS
-from instseg.structures.bbox import bbox2roi, scale_boxes
+from instseg.structures import BaseInstanceMasks
+from instseg.structures.bbox import bbox2roi
 from instseg.structures.det_data_sample import SampleList
 
 
-def check_num_classes(bbox_head: BaseModule, mask_head: BaseModule | None) -> None:
-    """Raise when the box and mask heads disagree on ``num_classes`` (a common config slip)."""
-    if mask_head is not None and not mask_head.class_agnostic:
-        if mask_head.num_classes != bbox_head.num_classes:
-            raise ValueError(
-                f'roi_head.bbox_head.num_classes={bbox_head.num_classes} but '
-                f'roi_head.mask_head.num_classes={mask_head.num_classes}; '
-                'set both to the number of '
-                'classes in your dataset'
-            )
-
-
 @MODELS.register_module()
-class StandardRoIHead(BaseModule):
+class StandardRoIHead(BaseRoIHead):
     """Box branch (RoIAlign 7x7 -> bbox head) and mask branch (RoIAlign 14x14 -> mask head).
 
     Each branch is usable alone: ``predict_bbox`` turns proposals into detections and
@@ -45,9 +37,7 @@ class StandardRoIHead(BaseModule):
         test_cfg: ConfigDict | dict | None = None,
         init_cfg: dict | None = None,
     ) -> None:
-        super().__init__(init_cfg=init_cfg)
-        self.train_cfg = train_cfg
-        self.test_cfg = test_cfg
+        super().__init__(train_cfg=train_cfg, test_cfg=test_cfg, init_cfg=init_cfg)
         self.bbox_roi_extractor = MODELS.build(bbox_roi_extractor)
         self.bbox_head = MODELS.build(bbox_head)
         self.mask_head = MODELS.build(mask_head) if mask_head is not None else None
@@ -60,25 +50,7 @@ class StandardRoIHead(BaseModule):
             self.bbox_assigner = TASK_UTILS.build(train_cfg['assigner'])
             self.bbox_sampler = TASK_UTILS.build(train_cfg['sampler'])
 
-    @property
-    def with_mask(self) -> bool:
-        return self.mask_head is not None
-
     # ----------------------------------------------------------------------------- training
-    def assign_and_sample(
-        self, proposals: list[Tensor], batch_data_samples: SampleList, assigner, sampler
-    ) -> list:
-        """Match proposals [Ni, 4] to ground truth and sample RoIs for each image."""
-        results = []
-        for boxes, sample in zip(proposals, batch_data_samples, strict=True):
-            gt = sample.gt_instances
-            ignored = sample.get('ignored_instances', None)
-            ignore_boxes = ignored.bboxes if ignored is not None and len(ignored) > 0 else None
-            boxes = boxes.detach()
-            assign = assigner.assign(boxes, gt.bboxes, gt.labels, ignore_boxes)
-            results.append(sampler.sample(assign, boxes, gt.bboxes, gt.labels))
-        return results
-
     def loss(
         self,
         x: tuple[Tensor, ...],
@@ -101,7 +73,10 @@ class StandardRoIHead(BaseModule):
         feats = self.bbox_roi_extractor(x, rois)
         return self.bbox_head(feats)
 
-    def bbox_loss(self, x: tuple[Tensor, ...], sampling_results: list) -> dict[str, Tensor]:
+    def bbox_loss(
+        self, x: tuple[Tensor, ...], sampling_results: list[SamplingResult]
+    ) -> dict[str, Tensor]:
+        """``loss_cls``, ``loss_bbox`` and ``acc`` of the sampled RoIs."""
         rois = bbox2roi([res.priors for res in sampling_results])
         cls_score, bbox_pred = self.bbox_forward(x, rois)
         return self.bbox_head.loss(cls_score, bbox_pred, rois, sampling_results)
@@ -115,27 +90,18 @@ class StandardRoIHead(BaseModule):
         extractor = self.bbox_roi_extractor if self.share_roi_extractor else self.mask_roi_extractor
         return extractor(x, rois)
 
-    def mask_loss(self, x: tuple[Tensor, ...], sampling_results: list, gt_masks: list) -> Tensor:
+    def mask_loss(
+        self,
+        x: tuple[Tensor, ...],
+        sampling_results: list[SamplingResult],
+        gt_masks: list[BaseInstanceMasks],
+    ) -> Tensor:
+        """Mask loss of the positive RoIs, against ``gt_masks`` (one container per image)."""
         pos_rois = bbox2roi([res.pos_priors for res in sampling_results])
         mask_preds = self.mask_forward(x, pos_rois.to(x[0].device))
         return self.mask_head.loss(mask_preds, sampling_results, gt_masks)
 
     # ----------------------------------------------------------------------------- inference
-    def predict(
-        self,
-        x: tuple[Tensor, ...],
-        rpn_results_list: list[InstanceData],
-        batch_data_samples: SampleList,
-        rescale: bool = True,
-    ) -> list[InstanceData]:
-        """Detections per image: ``bboxes``, ``scores``, ``labels`` and (with a mask head)
-        ``masks``."""
-        metas = [sample.metainfo for sample in batch_data_samples]
-        results = self.predict_bbox(x, metas, [r.bboxes for r in rpn_results_list], rescale)
-        if self.with_mask:
-            results = self.predict_mask(x, metas, results, rescale)
-        return results
-
     def predict_bbox(
         self,
         x: tuple[Tensor, ...],
@@ -143,75 +109,18 @@ class StandardRoIHead(BaseModule):
         proposals: list[Tensor],
         rescale: bool = True,
     ) -> list[InstanceData]:
+        """Proposals [Ni, 4] per image -> detections (``bboxes``, ``scores``, ``labels``)."""
         rois = bbox2roi(proposals)
         if rois.size(0) == 0:
-            return [_empty_detections(rois.device) for _ in metas]
+            return [empty_detections(rois.device) for _ in metas]
         cls_score, bbox_pred = self.bbox_forward(x, rois)
         counts = [len(p) for p in proposals]
-        return [
-            self.bbox_head.predict_by_feat(r, c, b, meta, self.test_cfg, rescale)
-            for r, c, b, meta in zip(
-                rois.split(counts),
-                cls_score.split(counts),
-                bbox_pred.split(counts),
-                metas,
-                strict=True,
-            )
-        ]
-
-    def predict_mask(
-        self,
-        x: tuple[Tensor, ...],
-        metas: list[dict],
-        results: list[InstanceData],
-        rescale: bool = True,
-    ) -> list[InstanceData]:
-        """Add ``masks`` at the original size when ``rescale`` to detections.
-
-        ``test_cfg.mask_format`` picks their form: ``'compact'`` (default) a
-        :class:`~instseg.structures.PredictedMasks` holding each mask inside its box window,
-        ``'tensor'`` a dense BoolTensor[K, H, W].
-        """
-        boxes = []
-        for res, meta in zip(results, metas, strict=True):
-            b = res.bboxes
-            if rescale and 'scale_factor' in meta:
-                b = scale_boxes(b, meta['scale_factor'])
-            boxes.append(b)
-        rois = bbox2roi(boxes)
-        mask_probs = self.predict_mask_probs(x, rois, torch.cat([r.labels for r in results]))
-        threshold = self.test_cfg.get('mask_thr_binary', 0.5)
-        paste_mode = self.test_cfg.get('mask_paste', 'grid_sample')
-        paste = _PASTES.get(self.test_cfg.get('mask_format', 'compact'))
-        if paste is None:
-            raise ValueError(
-                f'test_cfg.rcnn.mask_format must be one of {sorted(_PASTES)}, '
-                f'got {self.test_cfg.get("mask_format")!r}'
-            )
-        out = []
-        for res, meta, probs in zip(
-            results, metas, mask_probs.split([len(r) for r in results]), strict=True
-        ):
-            shape = meta['ori_shape'] if rescale else meta['img_shape']
-            res = res.clone()
-            res.masks = paste(probs, res.bboxes, shape, threshold, paste_mode)
-            out.append(res)
-        return out
+        return self.detections_per_image(
+            self.bbox_head, rois, cls_score, bbox_pred, counts, metas, rescale
+        )
 
     def predict_mask_probs(self, x: tuple[Tensor, ...], rois: Tensor, labels: Tensor) -> Tensor:
         """RoIs [K, 5] and their labels [K] -> fp32 mask probabilities [K, s, s] of those labels."""
         if rois.size(0) == 0:
             return rois.new_zeros((0, self.mask_head.mask_size, self.mask_head.mask_size))
         return self.mask_head.predict_probs(self.mask_roi_feats(x, rois), labels)
-
-
-# test_cfg.rcnn.mask_format -> how predicted masks are pasted into the image
-_PASTES = {'compact': paste_masks_compact, 'tensor': paste_masks}
-
-
-def _empty_detections(device: torch.device) -> InstanceData:
-    return InstanceData(
-        bboxes=torch.zeros((0, 4), device=device),
-        scores=torch.zeros((0,), device=device),
-        labels=torch.zeros((0,), dtype=torch.long, device=device),
-    )
