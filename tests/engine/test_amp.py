@@ -30,12 +30,13 @@ DEMO = ROOT / 'configs' / 'demo' / 'mask_rcnn_r18_fpn_demo.py'
 init_default_scope('instseg')
 
 
-def _benchmark_module():
-    path = ROOT / 'tools' / 'analysis_tools' / 'benchmark_memory.py'
-    spec = importlib.util.spec_from_file_location('benchmark_memory', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _memory_benchmark():
+    """The module of ``tools/analysis_tools/benchmark.py memory`` (its crowded test batch)."""
+    path = ROOT / 'tools' / 'analysis_tools' / 'benchmark.py'
+    spec = importlib.util.spec_from_file_location('benchmark_tool', path)
+    entry = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(entry)
+    return entry.subcommand_module('memory')
 
 
 def _wrapper(**kwargs) -> AmpOptimWrapper:
@@ -87,7 +88,7 @@ def test_bf16_training_step_and_inference_of_mask_rcnn() -> None:
     assert isinstance(wrapper, AmpOptimWrapper) and wrapper.cast_dtype == torch.bfloat16
     dtypes = []
     model.backbone.register_forward_hook(lambda m, i, out: dtypes.append(out[-1].dtype))
-    batch = _benchmark_module().build_batch(96, 6, num_classes=4)
+    batch = _memory_benchmark().build_batch(96, 6, num_classes=4)
     before = model.roi_head.mask_head.conv_logits.weight.detach().clone()
 
     losses = model.train_step(batch, wrapper)

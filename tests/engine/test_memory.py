@@ -1,4 +1,4 @@
-"""Memory: CPU assignment for crowded images, lazy masks, and the peak-memory benchmark."""
+"""Memory: CPU assignment for crowded images and lazy masks (the benchmark: tests/tools)."""
 
 from __future__ import annotations
 
@@ -22,12 +22,13 @@ DEMO = ROOT / 'configs' / 'demo' / 'mask_rcnn_r18_fpn_demo.py'
 init_default_scope('instseg')
 
 
-def _benchmark_module():
-    path = ROOT / 'tools' / 'analysis_tools' / 'benchmark_memory.py'
-    spec = importlib.util.spec_from_file_location('benchmark_memory', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _memory_benchmark():
+    """The module of ``tools/analysis_tools/benchmark.py memory`` (its crowded test batch)."""
+    path = ROOT / 'tools' / 'analysis_tools' / 'benchmark.py'
+    spec = importlib.util.spec_from_file_location('benchmark_tool', path)
+    entry = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(entry)
+    return entry.subcommand_module('memory')
 
 
 class _Tracked(torch.Tensor):
@@ -88,7 +89,7 @@ def test_training_step_with_500_instances_never_builds_full_masks(monkeypatch) -
     wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-3))
     tracemalloc.start()
     try:
-        batch = _benchmark_module().build_batch(size, num, num_classes=4)
+        batch = _memory_benchmark().build_batch(size, num, num_classes=4)
         masks = batch['data_samples'][0].gt_instances.masks
         assert isinstance(masks, RLEMasks) and len(masks) == num
         losses = model.train_step(batch, wrapper)
@@ -98,31 +99,3 @@ def test_training_step_with_500_instances_never_builds_full_masks(monkeypatch) -
     assert torch.isfinite(losses['loss_mask']) and losses['loss_mask'] > 0
     # numpy allocations are traced: the whole step stays far below one N x H x W stack
     assert peak < full_bytes / 4, f'numpy peak {peak / 2**20:.1f} MiB'
-
-
-def test_benchmark_memory_runs_and_reports(tmp_path: Path, capsys) -> None:
-    out = tmp_path / 'memory.json'
-    rows = _benchmark_module().main(
-        ['--config', str(DEMO), '--size', '64', '--instances', '10', '--threads', '1',
-         '--out', str(out)]
-    )  # fmt: skip
-    assert [r['with_cp'] for r in rows] == [False, True]
-    assert all(r['step_peak_mb'] > 0 and r['step_s'] > 0 for r in rows)
-    assert rows[0]['loss'] == pytest.approx(rows[1]['loss'], rel=1e-4)  # same weights and data
-    printed = capsys.readouterr().out
-    assert '64x64 image, 10 instances, ResNet-18, cpu' in printed and 'with_cp saves' in printed
-    assert out.read_text().count('step_peak_mb') == 2
-
-
-def test_benchmark_assigner_compares_chunked_and_whole(tmp_path: Path, capsys) -> None:
-    path = ROOT / 'tools' / 'analysis_tools' / 'benchmark_assigner.py'
-    spec = importlib.util.spec_from_file_location('benchmark_assigner', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    out = tmp_path / 'assigner.json'
-    rows = module.main(['--size', '128', '--instances', '60', '--threads', '1', '--out', str(out)])
-    assert [r['method'] for r in rows] == ['chunked', 'whole']
-    assert all(r['identical'] and r['anchors'] == 4092 and r['seconds'] > 0 for r in rows)
-    assert rows[0]['positives'] == rows[1]['positives'] > 0
-    assert 'assignments identical' in capsys.readouterr().out
-    assert out.read_text().count('peak_mb') == 2

@@ -155,8 +155,8 @@ def test_results_of_another_dataset_are_refused(trained, tmp_path: Path) -> None
 def test_benchmark_reports_speed_device_and_input_size(trained) -> None:
     tool = load_tool('analysis_tools/benchmark.py')
     with contextlib.redirect_stdout(io.StringIO()) as out:
-        result = tool.main([str(trained['cfg']), str(trained['ckpt']), '--num-images', '2',
-                            '--warmup', '1', '--device', 'cpu'])  # fmt: skip
+        result = tool.main(['inference', str(trained['cfg']), str(trained['ckpt']),
+                            '--num-images', '2', '--warmup', '1', '--device', 'cpu'])  # fmt: skip
     assert result['images_per_s'] > 0 and result['input_size'] == (96, 96)
     assert result['device'].startswith('cpu') and 'images/s' in out.getvalue()
 

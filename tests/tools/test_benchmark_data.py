@@ -1,4 +1,4 @@
-"""tools/analysis_tools/benchmark_data.py runs on a tiny config and prints figures that parse."""
+"""`benchmark.py data` runs on a tiny config and prints figures that parse."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from tool_helpers import load_tool
 
 
-def _benchmark_main():
-    return load_tool('analysis_tools/benchmark_data.py').main
+def _benchmark_data(*argv: str) -> dict:
+    return load_tool('analysis_tools/benchmark.py').main(['data', *argv])
 
 
 def _tiny_config(tmp_path: Path) -> Path:
@@ -51,12 +51,13 @@ val_dataloader = dict(dataset=dict(dataset, test_mode=True, pipeline=[
 @pytest.mark.parametrize('split', ['train', 'val'])
 def test_benchmark_prints_parsable_figures(tmp_path: Path, split: str, capsys) -> None:
     cfg = _tiny_config(tmp_path)
-    lines = _benchmark_main()([str(cfg), '--split', split, '--num-images', '4', '--warmup', '1'])
+    result = _benchmark_data(str(cfg), '--split', split, '--num-images', '4', '--warmup', '1')
+    lines = result['lines']
     printed = capsys.readouterr().out
     assert all(line in printed for line in lines)
     figures = dict(line.split(': ', 1) for line in lines)
     assert figures['dataset'].startswith('3 images, built and parsed in')
-    assert float(figures['images/s per worker']) > 0
+    assert float(figures['images/s per worker']) == pytest.approx(result['images_per_s'], 0.01)
     assert re.fullmatch(r'mean [\d.]+ ms, max [\d.]+ ms', figures['time per image'])
     # Images 2, 3, 1, 2 are timed (index 0 was the warm-up).
     num_instances = '2, max 3' if split == 'train' else '0, max 0'
@@ -81,4 +82,4 @@ def test_benchmark_prints_parsable_figures(tmp_path: Path, split: str, capsys) -
 def test_benchmark_names_a_missing_split(tmp_path: Path) -> None:
     cfg = _tiny_config(tmp_path)
     with pytest.raises(KeyError, match='has no test_dataloader'):
-        _benchmark_main()([str(cfg), '--split', 'test'])
+        _benchmark_data(str(cfg), '--split', 'test')

@@ -1,4 +1,15 @@
-"""Measure a config's data pipeline alone: images/s in one process and memory per image."""
+"""A config's data pipeline alone: images/s in one process and peak memory per image.
+
+example:
+  python tools/analysis_tools/benchmark.py data configs/_base_/datasets/nuclei.py \\
+      --data-root ../shared/data/nuclei/ --num-images 20
+
+Runs the split's dataset (parsing + pipeline, no model, no DataLoader) in this one process, as a
+DataLoader worker would: images/s is the rate of one worker. Memory is measured in a second
+pass with tracemalloc (Python and numpy allocations, which include every image and mask array)
+and compared with what full-size bitmaps of every instance would take. Prints one
+'figure: value' line per figure.
+"""
 
 from __future__ import annotations
 
@@ -15,33 +26,15 @@ from mmengine.registry import init_default_scope
 from instseg.engine.config import load_config
 from instseg.registry import DATASETS
 
-EXAMPLES = """example:
-  python tools/analysis_tools/benchmark_data.py configs/_base_/datasets/nuclei.py \\
-      --data-root ../shared/data/nuclei/ --num-images 20
 
-Runs the split's dataset (parsing + pipeline, no model, no DataLoader) in this one process, as a
-DataLoader worker would: images/s is the rate of one worker. Memory is measured in a second
-pass with tracemalloc (Python and numpy allocations, which include every image and mask array)
-and compared with what full-size bitmaps of every instance would take.
-"""
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description='Benchmark a data pipeline: images/s per worker process and peak memory.',
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """This benchmark's options."""
     parser.add_argument('config', help='config file path')
     parser.add_argument('--split', choices=['train', 'val', 'test'], default='train')
     parser.add_argument('--num-images', type=int, default=20, help='images timed (default 20)')
     parser.add_argument('--warmup', type=int, default=2, help='images run before timing')
     parser.add_argument('--data-root', help="override the dataset's data_root")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys')
-    args = parser.parse_args(argv)
-    if args.num_images < 1 or args.warmup < 0:
-        parser.error('--num-images must be >= 1 and --warmup >= 0')
-    return args
 
 
 def _describe(sample: dict) -> tuple[int, int, float]:
@@ -137,9 +130,10 @@ def _growth_line(nums: list[int], pixels: list[int], peaks: list[int]) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> list[str]:
-    """Run the benchmark and print (and return) its lines."""
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> dict:
+    """Build the split's dataset and measure it; prints and returns the figures."""
+    if args.num_images < 1 or args.warmup < 0:
+        raise SystemExit('--num-images must be >= 1 and --warmup >= 0')
     cfg = load_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'instseg'))
     loader_key = f'{args.split}_dataloader'
@@ -154,12 +148,16 @@ def main(argv: list[str] | None = None) -> list[str]:
     parse_s = time.perf_counter() - start
     if len(dataset) == 0:
         raise ValueError(f'the {args.split} dataset of {args.config} is empty')
+    result = benchmark(dataset, args.num_images, args.warmup)
     lines = [f'dataset: {len(dataset)} images, built and parsed in {parse_s:.2f} s']
-    lines += report(benchmark(dataset, args.num_images, args.warmup), args.split)
+    lines += report(result, args.split)
     for line in lines:
         print(line)
-    return lines
-
-
-if __name__ == '__main__':
-    main()
+    return dict(
+        split=args.split,
+        images=len(dataset),
+        parse_s=parse_s,
+        images_per_s=len(result['seconds']) / sum(result['seconds']),
+        peak_traced_mib=[p / 2**20 for p in result['peaks']],
+        lines=lines,
+    )

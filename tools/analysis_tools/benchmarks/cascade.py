@@ -1,8 +1,16 @@
-"""Compare detectors under the same training budget: time per training iteration and final mAP.
+"""Detectors under the same training budget: time per training iteration and final mAP.
 
-By default: the demo Mask R-CNN against its Cascade Mask R-CNN twin (same data, backbone, RPN and
+By default the demo Mask R-CNN against its Cascade Mask R-CNN twin (same data, backbone, RPN and
 schedule), each trained from scratch for --epochs epochs on the generated demo data and then
 evaluated once on its validation set.
+
+example:
+  python tools/analysis_tools/benchmark.py cascade --epochs 1 [--configs A.py B.py]
+
+prints, per config, the mean and median time of a training iteration (model forward, backward
+and optimizer step; data loading excluded) after --warmup untimed iterations, and the bbox and
+segm mAP on the validation set after --epochs epochs. Both models get the same data order and
+learning-rate schedule. Run on an otherwise idle machine: other load inflates the times.
 """
 
 from __future__ import annotations
@@ -19,26 +27,16 @@ from mmengine.hooks import Hook
 from instseg.engine import Runner
 from instseg.engine.config import load_config
 
+from .common import device_label, format_table, sync
+
 DEFAULT_CONFIGS = (
     'configs/demo/mask_rcnn_r18_fpn_demo.py',
     'configs/demo/cascade_mask_rcnn_r18_fpn_demo.py',
 )
-EXAMPLES = """example:
-  python tools/analysis_tools/benchmark_cascade.py --epochs 1
-
-prints, per config, the mean and median time of a training iteration (model forward, backward
-and optimizer step; data loading excluded) after --warmup untimed iterations, and the bbox and
-segm mAP on the validation set after --epochs epochs. Both models get the same data order and
-learning-rate schedule. Run on an otherwise idle machine: other load inflates the times.
-"""
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description='Training time per iteration and mAP under the same budget.',
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """This benchmark's options."""
     parser.add_argument(
         '--configs', nargs='+', default=list(DEFAULT_CONFIGS), help='configs to compare'
     )
@@ -50,10 +48,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction, help='override keys of every config'
     )
-    args = parser.parse_args(argv)
-    if args.epochs < 1 or args.warmup < 0:
-        parser.error('--epochs must be >= 1 and --warmup >= 0')
-    return args
 
 
 class _TrainStepTimer(Hook):
@@ -61,26 +55,22 @@ class _TrainStepTimer(Hook):
 
     priority = 'VERY_HIGH'
 
-    def __init__(self) -> None:
+    def __init__(self, device: str) -> None:
+        self.device = device
         self.times: list[float] = []
         self._start = 0.0
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
-        _sync()
+        sync(self.device)
         self._start = time.perf_counter()
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        _sync()
+        sync(self.device)
         self.times.append(time.perf_counter() - self._start)
 
 
-def _sync() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
 def run_one(config: str, args: argparse.Namespace) -> dict:
-    """Train ``config`` for ``args.epochs`` epochs, then evaluate; returns the printed figures."""
+    """Train ``config`` for ``args.epochs`` epochs, then evaluate; returns its figures."""
     name = osp.splitext(osp.basename(config))[0]
     cfg = load_config(config, args.cfg_options, osp.join(args.work_dir, name))
     cfg.train_cfg.max_epochs = args.epochs
@@ -89,7 +79,7 @@ def run_one(config: str, args: argparse.Namespace) -> dict:
         type='CheckpointHook', interval=-1, save_last=False, save_best=None
     )
     runner = Runner.from_cfg(cfg)
-    timer = _TrainStepTimer()
+    timer = _TrainStepTimer(str(next(runner.model.parameters()).device))
     runner.register_hook(timer)
     runner.train()
     metrics = runner.val_loop.run()
@@ -104,29 +94,19 @@ def run_one(config: str, args: argparse.Namespace) -> dict:
     )
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
-    args = parse_args(argv)
-    results = [run_one(config, args) for config in args.configs]
-    device = (
-        torch.cuda.get_device_name()
-        if torch.cuda.is_available()
-        else f'cpu ({torch.get_num_threads()} threads)'
-    )
-    width = max(len(r['name']) for r in results)
-    print(
-        f'\ndevice: {device}; {args.epochs} epoch(s) each, first {args.warmup} iterations untimed'
-    )
-    print(f'{"config":<{width}}  iters  ms/iter mean  ms/iter median  bbox mAP  segm mAP')
-    for r in results:
-        print(
-            f'{r["name"]:<{width}}  {r["iterations"]:>5}  {r["ms_mean"]:>12.1f}  '
-            f'{r["ms_median"]:>14.1f}  {r["bbox_mAP"]:>8.3f}  {r["segm_mAP"]:>8.3f}'
-        )
-    for r in results[1:]:
-        ratio = r['ms_mean'] / results[0]['ms_mean']
-        print(f'{r["name"]} / {results[0]["name"]}: {ratio:.2f}x time per iteration')
-    return results
-
-
-if __name__ == '__main__':
-    main()
+def run(args: argparse.Namespace) -> dict:
+    """Train and evaluate every config in turn; prints and returns their figures."""
+    if args.epochs < 1 or args.warmup < 0:
+        raise SystemExit('--epochs must be >= 1 and --warmup >= 0')
+    rows = [run_one(config, args) for config in args.configs]
+    device = device_label('cuda' if torch.cuda.is_available() else 'cpu')
+    print(f'\ndevice: {device}; {args.epochs} epoch(s) each, {args.warmup} iterations untimed')
+    print(format_table(
+        ['config', 'iters', 'ms/iter mean', 'ms/iter median', 'bbox mAP', 'segm mAP'],
+        [[r['name'], r['iterations'], round(r['ms_mean'], 1), round(r['ms_median'], 1),
+          r['bbox_mAP'], r['segm_mAP']] for r in rows],
+    ))  # fmt: skip
+    for r in rows[1:]:
+        ratio = r['ms_mean'] / rows[0]['ms_mean']
+        print(f'{r["name"]} / {rows[0]["name"]}: {ratio:.2f}x time per iteration')
+    return dict(device=device, epochs=args.epochs, rows=rows)

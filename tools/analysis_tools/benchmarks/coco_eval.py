@@ -1,13 +1,13 @@
-"""Time CocoMetric against plain pycocotools on the same many-detection results.
+"""CocoMetric against plain pycocotools on the same many-detection results: time and AP.
 
 Detections are made from the ground truth of ANN_FILE: each instance once with its box shifted by up
 to 2 px, then copies of random instances as false positives, until every image has --per-image
 detections, all with random scores. Both evaluations use maxDets (100, 300, 1000); their AP at
 1000 detections must agree to 1e-4.
 
-Example (the figure in the README):
-    python tools/analysis_tools/benchmark_coco_eval.py \
-        ../shared/data/nuclei/annotations/instances_val.json
+example (the figure in the README):
+  python tools/analysis_tools/benchmark.py coco-eval \\
+      ../shared/data/nuclei/annotations/instances_val.json
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import time
 
 import numpy as np
@@ -25,19 +24,16 @@ from pycocotools.cocoeval import COCOeval
 from instseg.evaluation import CocoMetric
 from instseg.evaluation.coco_results import to_coco_results
 
+from .common import format_table
+
 MAX_DETS = (100, 300, 1000)
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split('\n\n')[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split('\n\n', 2)[2],
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """This benchmark's options."""
     parser.add_argument('ann_file', help='COCO instances JSON with masks')
     parser.add_argument('--per-image', type=int, default=1000, help='detections per image')
     parser.add_argument('--seed', type=int, default=0)
-    return parser.parse_args(argv)
 
 
 def make_results(coco: COCO, per_image: int, seed: int) -> list[dict]:
@@ -83,8 +79,8 @@ def pycocotools_ap(coco: COCO, detections: list[dict], iou_type: str) -> tuple[f
     return seconds, float(np.mean(precision[precision > -1]))
 
 
-def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> dict:
+    """Both evaluations of the same detections; prints and returns time and AP of each."""
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO(args.ann_file)
     results = make_results(coco, args.per_image, args.seed)
@@ -109,15 +105,14 @@ def main(argv: list[str] | None = None) -> dict:
             raise AssertionError(
                 f'{iou_type} AP differs: CocoMetric {ours[f"{iou_type}_mAP"]}, pycocotools {ap:.4f}'
             )
-    print(
-        f'COCO evaluation of {report["images"]} images, {report["detections"]} detections, '
-        f'bbox + segm, maxDets {MAX_DETS}: CocoMetric {report["cocometric_s"]:.2f} s, '
-        f'pycocotools {report["pycocotools_s"]:.2f} s, ratio {report["ratio"]:.2f}; '
-        f'AP identical (bbox {report["bbox_mAP_cocometric"]}, segm {report["segm_mAP_cocometric"]})'
-    )
-    print(json.dumps(report))
+    print(f'COCO evaluation of {report["images"]} images, {report["detections"]} detections, '
+          f'bbox + segm, maxDets {MAX_DETS}')  # fmt: skip
+    print(format_table(
+        ['evaluator', 'seconds', 'bbox mAP', 'segm mAP'],
+        [['CocoMetric', report['cocometric_s'], report['bbox_mAP_cocometric'],
+          report['segm_mAP_cocometric']],
+         ['pycocotools', report['pycocotools_s'], report['bbox_mAP_pycocotools'],
+          report['segm_mAP_pycocotools']]],
+    ))  # fmt: skip
+    print(f'CocoMetric / pycocotools time: {report["ratio"]:.2f}; AP identical')
     return report
-
-
-if __name__ == '__main__':
-    main()

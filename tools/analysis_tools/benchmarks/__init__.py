@@ -1,0 +1,1 @@
+"""The subcommands of tools/analysis_tools/benchmark.py, one module each."""
