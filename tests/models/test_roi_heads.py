@@ -46,8 +46,33 @@ def test_roi_extractor_aligned_flag_changes_sampling() -> None:
 
 
 def test_roi_extractor_rejects_unknown_layer() -> None:
-    with pytest.raises(KeyError, match='RoIPool'):
-        SingleRoIExtractor(dict(type='RoIPool', output_size=7), 256, [4])
+    with pytest.raises(KeyError, match="'DeformRoIPool' is not supported"):
+        SingleRoIExtractor(dict(type='DeformRoIPool', output_size=7), 256, [4])
+
+
+def test_roi_pool_takes_the_max_of_each_bin_of_the_rounded_roi() -> None:
+    # One 4x4 map at stride 2; the RoIs are given in image pixels (twice the map's).
+    grid = [[1.0, 5.0, 2.0, 0.0], [3.0, 4.0, 8.0, 1.0], [9.0, 0.0, 6.0, 7.0], [2.0, 2.0, 3.0, 5.0]]
+    feats = (torch.tensor(grid)[None, None],)
+    rois = torch.tensor([[0, 0.6, 0.2, 6.4, 6.9], [0, 2.0, 2.0, 6.0, 6.0]])
+    extractor = SingleRoIExtractor(dict(type='RoIPool', output_size=2), 1, [2])
+    pooled = extractor(feats, rois)
+    # RoI 1 rounds to map cells 0..3 (4 wide): bins are the 2x2 blocks -> their maxima.
+    assert pooled[0, 0].tolist() == [[5.0, 8.0], [9.0, 7.0]]
+    # RoI 2 is cells 1..3 (3 wide, bins of 1.5): rows/cols [1, 3) and [2, 4) overlap at 2.
+    assert pooled[1, 0].tolist() == [[8.0, 8.0], [6.0, 7.0]]
+    # RoIAlign averages instead: its first bin is not the block's maximum.
+    aligned = SingleRoIExtractor(dict(type='RoIAlign', output_size=2), 1, [2])(feats, rois)
+    assert aligned[0, 0, 0, 0] < 5.0
+    with pytest.raises(KeyError, match=r"Unknown RoIPool roi_layer keys: \['sampling_ratio'\]"):
+        SingleRoIExtractor(dict(type='RoIPool', output_size=7, sampling_ratio=2), 1, [4])
+
+
+def test_roi_pool_passes_gradients_to_each_bins_maximum() -> None:
+    feat = torch.tensor([[1.0, 5.0], [3.0, 4.0]])[None, None].requires_grad_()
+    rois = torch.tensor([[0, 0.0, 0.0, 1.0, 1.0]])
+    SingleRoIExtractor(dict(type='RoIPool', output_size=1), 1, [1])((feat,), rois).sum().backward()
+    assert feat.grad[0, 0].tolist() == [[0.0, 1.0], [0.0, 0.0]]
 
 
 def test_paste_masks_places_box_content() -> None:

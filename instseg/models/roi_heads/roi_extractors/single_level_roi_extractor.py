@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from mmengine.model import BaseModule
 from torch import Tensor
+from torchvision.ops import roi_pool
 
 from instseg.ops import roi_align
 from instseg.registry import MODELS
@@ -12,7 +13,8 @@ from instseg.registry import MODELS
 
 @MODELS.register_module()
 class SingleRoIExtractor(BaseModule):
-    """RoIAlign on the FPN level chosen by the RoI's size. (features, rois [K, 5]) -> [K, C, S, S].
+    """RoIAlign or RoIPool on the FPN level chosen by the RoI's size. (features, rois [K, 5]) ->
+    [K, C, S, S].
 
     A RoI of scale ``sqrt(w * h)`` goes to level ``floor(log2(scale / finest_scale + 1e-6))``
     clamped to the available levels (mmdetection's mapping: with ``finest_scale=56`` a 112-224 px
@@ -20,7 +22,9 @@ class SingleRoIExtractor(BaseModule):
     ``torchvision.ops.roi_align``'s semantics (on CPU computed by
     :func:`instseg.ops.roi_align`, a sparse matrix product with a much faster backward):
     ``aligned=True`` samples at pixel centres (mmdetection, detectron2), ``aligned=False``
-    reproduces torchvision's own detectors.
+    reproduces torchvision's own detectors. ``roi_layer=dict(type='RoIPool', output_size=7)``
+    is Fast R-CNN's pooling (``torchvision.ops.roi_pool``): RoI corners rounded to the feature
+    grid, the maximum of each bin.
     """
 
     def __init__(
@@ -33,18 +37,21 @@ class SingleRoIExtractor(BaseModule):
     ) -> None:
         super().__init__(init_cfg=init_cfg)
         roi_layer = dict(roi_layer)
-        layer_type = roi_layer.pop('type', 'RoIAlign')
-        if layer_type != 'RoIAlign':
-            raise KeyError(f"roi_layer type {layer_type!r} is not supported; use 'RoIAlign'")
+        self.layer_type = roi_layer.pop('type', 'RoIAlign')
+        if self.layer_type not in ('RoIAlign', 'RoIPool'):
+            raise KeyError(
+                f"roi_layer type {self.layer_type!r} is not supported; use 'RoIAlign' or 'RoIPool'"
+            )
         output_size = roi_layer.pop('output_size')
         self.output_size = (
             (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
         )
-        self.sampling_ratio = roi_layer.pop('sampling_ratio', 0)
-        self.aligned = roi_layer.pop('aligned', True)
-        roi_layer.pop('pool_mode', None)  # mmcv's default 'avg' is what roi_align does
+        if self.layer_type == 'RoIAlign':
+            self.sampling_ratio = roi_layer.pop('sampling_ratio', 0)
+            self.aligned = roi_layer.pop('aligned', True)
+            roi_layer.pop('pool_mode', None)  # mmcv's default 'avg' is what roi_align does
         if roi_layer:
-            raise KeyError(f'Unknown roi_layer keys: {sorted(roi_layer)}')
+            raise KeyError(f'Unknown {self.layer_type} roi_layer keys: {sorted(roi_layer)}')
         self.out_channels = out_channels
         self.featmap_strides = list(featmap_strides)
         self.finest_scale = finest_scale
@@ -80,6 +87,8 @@ class SingleRoIExtractor(BaseModule):
         return out
 
     def _pool(self, feat: Tensor, rois: Tensor, stride: int) -> Tensor:
+        if self.layer_type == 'RoIPool':
+            return roi_pool(feat.float(), rois, self.output_size, 1.0 / stride).to(feat.dtype)
         return roi_align(
             feat.float(),  # roi_align needs one dtype; autocast's own wrapper casts to fp32 too
             rois,
