@@ -103,3 +103,21 @@ def test_rle_flip_is_an_exact_mirror_after_resizes() -> None:
         np.testing.assert_array_equal(
             rle.flip(direction).to_ndarray(), np.flip(rle.to_ndarray(), axes)
         )
+
+
+def test_mask_modules_import_downward() -> None:
+    """base.py reaches the containers through MASK_TYPES, never by importing them; geometry,
+    conversions and rle_runs import no container module at all."""
+    import ast
+    from pathlib import Path
+
+    import instseg.structures.masks as package
+    from instseg.structures.masks.base import MASK_TYPES
+
+    containers = {'bitmap', 'polygon', 'rle'}
+    for name in ('base', 'geometry', 'conversions', 'rle_runs'):
+        tree = ast.parse((Path(package.__file__).parent / f'{name}.py').read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level}
+        assert not imported & containers, (name, imported)
+    for cls in (BitmapMasks, PolygonMasks, RLEMasks):
+        assert MASK_TYPES[cls.__name__] is cls

@@ -24,6 +24,9 @@ from .conversions import roi_targets, window_to_polygons
 from .geometry import CanvasMap, check_out_shape, rotate_window, rotation_matrix
 
 IndexLike = Any  # int, slice, list[int], np.ndarray (int or bool), torch.Tensor (int or bool)
+Shape = tuple[int, int]  # (height, width)
+Point = tuple[float, float]  # (x, y)
+Device = torch.device | str
 Window = tuple[np.ndarray, int, int]  # one instance's uint8 pixels [h, w] at (y0, x0)
 MASK_TYPES: dict[str, type[BaseInstanceMasks]] = {}
 
@@ -73,7 +76,7 @@ class BaseInstanceMasks(metaclass=ABCMeta):
     def _moved(self, canvas_map: CanvasMap) -> BaseInstanceMasks:
         """The masks seen through ``canvas_map``, a step (or chain) after ``_canvas_map``."""
 
-    def resize(self, out_shape: tuple[int, int]) -> BaseInstanceMasks:
+    def resize(self, out_shape: Shape) -> BaseInstanceMasks:
         """Scale the content to an ``(h, w)`` canvas (nearest pixel centre)."""
         return self._moved(self._canvas_map.resize(out_shape))
 
@@ -92,12 +95,12 @@ class BaseInstanceMasks(metaclass=ABCMeta):
         new canvas of ``max(y2 - y1, 1) x max(x2 - x1, 1)`` pixels."""
         return self._moved(self._canvas_map.crop(bbox))
 
-    def pad(self, out_shape: tuple[int, int]) -> BaseInstanceMasks:
+    def pad(self, out_shape: Shape) -> BaseInstanceMasks:
         """Grow the canvas to ``(h, w)`` with empty rows at the bottom, columns at the right."""
         return self._moved(self._canvas_map.pad(out_shape))
 
     def translate(
-        self, out_shape: tuple[int, int], offset: float, direction: str = 'horizontal'
+        self, out_shape: Shape, offset: float, direction: str = 'horizontal'
     ) -> BaseInstanceMasks:
         """Shift the content by ``offset`` pixels ('horizontal': along x, 'vertical': along y) on
         a new ``(h, w)`` canvas anchored at the top-left; content leaving the canvas is cut."""
@@ -105,11 +108,7 @@ class BaseInstanceMasks(metaclass=ABCMeta):
 
     @abstractmethod
     def rotate(
-        self,
-        out_shape: tuple[int, int],
-        angle: float,
-        center: tuple[float, float] | None = None,
-        scale: float = 1.0,
+        self, out_shape: Shape, angle: float, center: Point | None = None, scale: float = 1.0
     ) -> BaseInstanceMasks:
         """Rotate by ``angle`` degrees counter-clockwise (``cv2.getRotationMatrix2D``) around
         ``center`` = (x, y) in pixel-index coordinates (default: the canvas centre
@@ -117,11 +116,7 @@ class BaseInstanceMasks(metaclass=ABCMeta):
 
     @abstractmethod
     def crop_and_resize(
-        self,
-        bboxes: torch.Tensor,
-        out_shape: tuple[int, int],
-        inds: torch.Tensor,
-        device: torch.device | str = 'cpu',
+        self, bboxes: torch.Tensor, out_shape: Shape, inds: torch.Tensor, device: Device = 'cpu'
     ) -> torch.Tensor:
         """Mask-head targets: for each box ``bboxes[k]`` (Tensor[K, 4] float xyxy on this canvas)
         resample instance ``inds[k]`` inside the box to ``out_shape`` and binarise at 0.5
@@ -131,9 +126,7 @@ class BaseInstanceMasks(metaclass=ABCMeta):
     def to_ndarray(self) -> np.ndarray:
         """All masks as uint8 ndarray[N, H, W] (allocates N full-size bitmaps)."""
 
-    def to_tensor(
-        self, dtype: torch.dtype = torch.uint8, device: torch.device | str = 'cpu'
-    ) -> torch.Tensor:
+    def to_tensor(self, dtype: torch.dtype = torch.uint8, device: Device = 'cpu') -> torch.Tensor:
         """All masks as Tensor[N, H, W] of ``dtype`` on ``device``."""
         return torch.from_numpy(self.to_ndarray()).to(dtype=dtype, device=device)
 
@@ -188,11 +181,7 @@ class PixelMasks(BaseInstanceMasks):
         ]
 
     def rotate(
-        self,
-        out_shape: tuple[int, int],
-        angle: float,
-        center: tuple[float, float] | None = None,
-        scale: float = 1.0,
+        self, out_shape: Shape, angle: float, center: Point | None = None, scale: float = 1.0
     ) -> PixelMasks:
         out_h, out_w = check_out_shape(out_shape, 'rotate')
         matrix = rotation_matrix(self.height, self.width, angle, center, scale)
@@ -201,11 +190,7 @@ class PixelMasks(BaseInstanceMasks):
         return self._from_windows(moved, out_h, out_w)
 
     def crop_and_resize(
-        self,
-        bboxes: torch.Tensor,
-        out_shape: tuple[int, int],
-        inds: torch.Tensor,
-        device: torch.device | str = 'cpu',
+        self, bboxes: torch.Tensor, out_shape: Shape, inds: torch.Tensor, device: Device = 'cpu'
     ) -> torch.Tensor:
         boxes, idx = as_roi_inputs(bboxes, inds, len(self))
         return roi_targets(self._window, boxes, idx, out_shape, self.height, self.width, device)
@@ -253,7 +238,7 @@ def as_indices(index: IndexLike, length: int) -> slice | np.ndarray:
     return np.where(arr < 0, arr + length, arr)
 
 
-def check_cat(cls: type, masks: Sequence[BaseInstanceMasks]) -> tuple[int, int]:
+def check_cat(cls: type, masks: Sequence[BaseInstanceMasks]) -> Shape:
     """Validate the inputs of ``cat`` -> their common (height, width)."""
     if isinstance(masks, BaseInstanceMasks) or len(masks) == 0:
         raise ValueError(f'{cls.__name__}.cat expects a non-empty list of {cls.__name__}')

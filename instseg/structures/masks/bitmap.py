@@ -53,7 +53,7 @@ class BitmapMasks(PixelMasks):
         return cls(np.concatenate([m.masks for m in masks]), height, width)
 
     def _moved(self, canvas_map: CanvasMap) -> BitmapMasks:
-        rows, cols = canvas_map.indices()  # source row (column) per output one, -1 for none
+        rows, cols = canvas_map.indices  # source row (column) per output one, -1 for none
         out_h, out_w = canvas_map.shape
         if self.height == 0 or self.width == 0:
             return BitmapMasks(np.zeros((len(self), out_h, out_w), np.uint8), out_h, out_w)

@@ -15,12 +15,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 from numbers import Real
 
 import cv2
 import numpy as np
 
-FLIP_DIRECTIONS = ('horizontal', 'vertical', 'diagonal')
 _INT64_SAFE = 1 << 62
 
 
@@ -33,23 +33,17 @@ def check_out_shape(out_shape: Sequence[int], op: str) -> tuple[int, int]:
     return int(out_shape[0]), int(out_shape[1])
 
 
-def check_direction(direction: str, allowed: Sequence[str]) -> str:
+def check_direction(direction: str, allowed: Sequence[str]) -> None:
     """Raise a ValueError naming ``direction`` unless it is one of ``allowed``."""
     if direction not in allowed:
         raise ValueError(f'direction must be one of {tuple(allowed)}, got {direction!r}')
-    return direction
 
 
 @dataclass(frozen=True)
 class AxisMap:
-    """Current coordinate ``x = scale * u + offset`` of source coordinate ``u`` on one axis.
-
-    Args:
-        src: source length in pixels.
-        size: current length in pixels.
-        scale, offset: the affine map (exact rationals; ``scale`` < 0 after a flip).
-        lo, hi: the source interval ``[lo, hi)`` still on the canvas after every step so far.
-    """
+    """Current coordinate ``x = scale * u + offset`` of source coordinate ``u`` on one axis of
+    ``src`` pixels, now ``size`` pixels long (exact rationals; ``scale`` < 0 after a flip);
+    ``[lo, hi)`` is the source interval still on the canvas after every step so far."""
 
     src: int
     size: int
@@ -144,7 +138,7 @@ class CanvasMap:
 
     def flip(self, direction: str) -> CanvasMap:
         """Mirror 'horizontal' (columns), 'vertical' (rows) or 'diagonal' (both)."""
-        check_direction(direction, FLIP_DIRECTIONS)
+        check_direction(direction, ('horizontal', 'vertical', 'diagonal'))
         y = self.y if direction == 'horizontal' else self.y.flip()
         return CanvasMap(y, self.x if direction == 'vertical' else self.x.flip())
 
@@ -175,10 +169,18 @@ class CanvasMap:
         dy, dx = (0.0, offset) if direction == 'horizontal' else (offset, 0.0)
         return CanvasMap(self.y.shift(dy, out_h), self.x.shift(dx, out_w))
 
+    @cached_property
     def indices(self) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(rows, cols): the source row (column) each current row (column) shows, -1 for none,
         None for an untouched axis."""
         return self.y.indices(), self.x.indices()
+
+    @cached_property
+    def lookup(self) -> tuple[np.ndarray, np.ndarray]:
+        """``indices`` with an untouched axis spelled out as ``arange``."""
+        rows, cols = self.indices
+        return (np.arange(self.y.src) if rows is None else rows,
+                np.arange(self.x.src) if cols is None else cols)  # fmt: skip
 
 
 def rotation_matrix(

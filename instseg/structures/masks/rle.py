@@ -20,7 +20,7 @@ from .base import IndexLike, PixelMasks, Window, as_indices, check_cat, paint_wi
 from .conversions import window_to_rle, zero_rle
 from .geometry import CanvasMap
 from .polygon import PolygonMasks
-from .rle_runs import ForegroundRuns, normalise_rle
+from .rle_runs import RLESource, normalise_rle
 
 
 class RLEMasks(PixelMasks):
@@ -40,22 +40,15 @@ class RLEMasks(PixelMasks):
 
     def __init__(self, rles: Sequence[Mapping], height: int, width: int) -> None:
         self.height, self.width = int(height), int(width)
-        self._rles = [normalise_rle(r, self.height, self.width, i) for i, r in enumerate(rles)]
+        rles = [normalise_rle(r, self.height, self.width, i) for i, r in enumerate(rles)]
+        self._source = RLESource(rles, self.height, self.width)
         self._map = CanvasMap.identity(self.height, self.width)
-        self._parsed: ForegroundRuns | None = None  # caches, shared while they stay valid
-        self._maps: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
-    def _lazy(
-        cls,
-        rles: list[dict],
-        canvas_map: CanvasMap,
-        parsed: ForegroundRuns | None = None,
-        maps: tuple[np.ndarray, np.ndarray] | None = None,
-    ) -> RLEMasks:
+    def _lazy(cls, source: RLESource, canvas_map: CanvasMap) -> RLEMasks:
         obj = cls.__new__(cls)
         obj.height, obj.width = canvas_map.shape
-        obj._rles, obj._map, obj._parsed, obj._maps = rles, canvas_map, parsed, maps
+        obj._source, obj._map = source, canvas_map
         return obj
 
     @classmethod
@@ -64,21 +57,21 @@ class RLEMasks(PixelMasks):
         return cls(polygon_masks.to_rle(), polygon_masks.height, polygon_masks.width)
 
     def __len__(self) -> int:
-        return len(self._rles)
+        return len(self._source.rles)
 
     def __getitem__(self, index: IndexLike) -> RLEMasks:
-        idx = as_indices(index, len(self))
-        rles = self._rles[idx] if isinstance(idx, slice) else [self._rles[i] for i in idx]
-        return self._lazy(rles, self._map, maps=self._maps)
+        idx, rles = as_indices(index, len(self)), self._source.rles
+        rles = rles[idx] if isinstance(idx, slice) else [rles[i] for i in idx]
+        return self._lazy(RLESource(rles, self._source.height, self._source.width), self._map)
 
     @classmethod
     def cat(cls, masks: Sequence[RLEMasks]) -> RLEMasks:
         height, width = check_cat(cls, masks)
         parts = [m for m in masks if len(m)] or [masks[0]]
         if all(m._map == parts[0]._map for m in parts):
-            return cls._lazy(
-                [r for m in parts for r in m._rles], parts[0]._map, None, parts[0]._maps
-            )
+            source = parts[0]._source
+            rles = [r for m in parts for r in m._source.rles]
+            return cls._lazy(RLESource(rles, source.height, source.width), parts[0]._map)
         # Different source sizes or transforms: bring every part to the common canvas.
         return cls([r for m in parts for r in m.to_rle()], height, width)
 
@@ -87,33 +80,18 @@ class RLEMasks(PixelMasks):
         return self._map
 
     def _moved(self, canvas_map: CanvasMap) -> RLEMasks:
-        return self._lazy(self._rles, canvas_map, self._parsed)
-
-    def _runs(self) -> ForegroundRuns:
-        if self._parsed is None:
-            self._parsed = ForegroundRuns(self._rles, self._map.y.src, self._map.x.src)
-        return self._parsed
-
-    def _index_maps(self) -> tuple[np.ndarray, np.ndarray]:
-        """Source row (column) of each current row (column), -1 for none."""
-        if self._maps is None:
-            rows, cols = self._map.indices()
-            self._maps = (
-                np.arange(self._map.y.src) if rows is None else rows,
-                np.arange(self._map.x.src) if cols is None else cols,
-            )
-        return self._maps
+        return self._lazy(self._source, canvas_map)
 
     def _window(self, i: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         """Decodes only the source pixels that land in the window."""
         out = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
-        rows, cols = self._index_maps()
+        rows, cols = self._map.lookup
         rows, cols = rows[y0:y1], cols[x0:x1]
         keep_r, keep_c = np.flatnonzero(rows >= 0), np.flatnonzero(cols >= 0)
         if len(keep_r) and len(keep_c):
             src_r, src_c = rows[keep_r], cols[keep_c]
             r0, c0 = int(src_r.min()), int(src_c.min())
-            region = self._runs().region(i, r0, int(src_r.max()) + 1, c0, int(src_c.max()) + 1)
+            region = self._source.region(i, r0, int(src_r.max()) + 1, c0, int(src_c.max()) + 1)
             out[np.ix_(keep_r, keep_c)] = region[np.ix_(src_r - r0, src_c - c0)]
         return out
 
@@ -131,13 +109,13 @@ class RLEMasks(PixelMasks):
 
     def to_rle(self) -> list[dict]:
         if self._map.is_identity:
-            return [{'size': list(r['size']), 'counts': r['counts']} for r in self._rles]
-        return self._from_windows(self._tight_windows(), self.height, self.width)._rles
+            return [{'size': list(r['size']), 'counts': r['counts']} for r in self._source.rles]
+        return self._from_windows(self._tight_windows(), self.height, self.width)._source.rles
 
     @property
     def areas(self) -> np.ndarray:
         if self._map.is_identity:
-            return _areas(self._rles).astype(np.float32)
+            return _areas(self._source.rles).astype(np.float32)
         owner, rows, cols = self._shown_pieces()[:3]
         return np.bincount(owner, weights=rows * cols, minlength=len(self)).astype(np.float32)
 
@@ -146,14 +124,9 @@ class RLEMasks(PixelMasks):
         owner, _, _, y0, y1, x0, x1 = self._shown_pieces()
         if len(owner):
             shown, starts = np.unique(owner, return_index=True)  # pieces come in instance order
+            low, high = np.minimum.reduceat, np.maximum.reduceat
             boxes[shown] = np.stack(
-                [
-                    np.minimum.reduceat(x0, starts),
-                    np.minimum.reduceat(y0, starts),
-                    np.maximum.reduceat(x1, starts),
-                    np.maximum.reduceat(y1, starts),
-                ],
-                axis=1,
+                [low(x0, starts), low(y0, starts), high(x1, starts), high(y1, starts)], 1
             )
         return boxes
 
@@ -161,8 +134,8 @@ class RLEMasks(PixelMasks):
         """Where every instance's pixels land on the current canvas, one piece per source column
         run, without decoding: -> (instance, rows, columns, y0, y1, x0, x1) of each piece still
         shown (``rows`` x ``columns`` current pixels in [y0, y1) x [x0, x1)), int64 arrays."""
-        height, runs = self._map.y.src, self._runs()
-        owner, start, end = runs.owner, runs.start, runs.end
+        height = self._source.height
+        owner, start, end = self._source.runs
         # Split the runs (column-major) at column ends: column ``col``, source rows [r0, r1).
         first_col = start // height
         num = (end - 1) // height - first_col + 1
@@ -170,7 +143,7 @@ class RLEMasks(PixelMasks):
         col = first_col[run] + np.arange(len(run)) - np.repeat(np.cumsum(num) - num, num)
         r0 = np.maximum(start[run] - col * height, 0)
         r1 = np.minimum(end[run] - col * height, height)
-        row_map, col_map = self._index_maps()
+        row_map, col_map = self._map.lookup
         rows, y0, y1 = _shown_range(row_map, r0, r1)
         cols, x0, x1 = _shown_range(col_map, col, col + 1)
         keep = (rows > 0) & (cols > 0)

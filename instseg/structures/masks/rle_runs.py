@@ -1,13 +1,14 @@
 """COCO RLE counts: input normalisation, parsing, and decoding of a sub-window.
 
 pycocotools only decodes whole masks (H x W bytes each). A mask-head target or a tight box needs
-a few thousand pixels of one instance, so :class:`ForegroundRuns` parses the compressed counts of
+a few thousand pixels of one instance, so :class:`RLESource` parses the compressed counts of
 all instances at once (vectorised) and paints only the pixels asked for.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 
 import numpy as np
 import pycocotools.mask as mask_utils
@@ -80,54 +81,46 @@ def parse_counts_many(counts: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
     return values, lengths
 
 
-def foreground_runs(
-    rles: Sequence[dict], height: int, width: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Foreground runs of compressed RLEs of ``height x width`` masks, in column-major pixel
-    order -> int64 arrays (instance, start, end) with ends exclusive; empty runs left out."""
-    values, lengths = parse_counts_many([r['counts'] for r in rles])
-    owner = np.repeat(np.arange(len(rles)), lengths)
-    totals = np.bincount(owner, weights=values, minlength=len(rles))
-    negative = np.bincount(owner, weights=values < 0, minlength=len(rles))
-    bad = (totals != height * width) | (negative > 0)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(
-            f'RLEMasks: instance {i} has corrupt counts (runs sum to {int(totals[i])}, '
-            f'expected {height * width})'
-        )
-    if len(values) == 0:
-        return (np.zeros(0, dtype=np.int64),) * 3
-    run_end = np.cumsum(values)
-    first = np.cumsum(lengths) - lengths
-    offset = np.repeat(np.where(first > 0, run_end[(first - 1).clip(0)], 0), lengths)
-    run_end -= offset
-    k = np.arange(len(values)) - np.repeat(first, lengths)
-    fg = (k % 2 == 1) & (values > 0)  # runs alternate background / foreground
-    end = run_end[fg]
-    return owner[fg], end - values[fg], end
+class RLESource:
+    """N compressed COCO RLEs of one ``height x width`` canvas. Their foreground runs are parsed
+    the first time they are needed, all at once: ``runs`` = (instance, start, end), int64, ends
+    exclusive, every non-empty run in column-major pixel order, instance after instance."""
 
+    def __init__(self, rles: list[dict], height: int, width: int) -> None:
+        self.rles, self.height, self.width = rles, height, width
 
-class ForegroundRuns:
-    """The foreground runs of N compressed RLEs of one ``height x width`` canvas, parsed once.
+    @cached_property
+    def runs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        values, lengths = parse_counts_many([r['counts'] for r in self.rles])
+        owner = np.repeat(np.arange(len(self.rles)), lengths)
+        expected, n = self.height * self.width, len(self.rles)
+        totals = np.bincount(owner, weights=values, minlength=n)
+        bad = (totals != expected) | (np.bincount(owner, values < 0, n) > 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f'RLEMasks: instance {i} has corrupt counts (runs sum to {int(totals[i])}, '
+                f'expected {expected})'
+            )
+        first = np.cumsum(lengths) - lengths
+        run_end = np.cumsum(values)
+        run_end -= np.repeat(np.concatenate([[0], run_end])[first], lengths)  # per instance
+        # Runs alternate background / foreground, background first.
+        fg = ((np.arange(len(values)) - np.repeat(first, lengths)) % 2 == 1) & (values > 0)
+        return owner[fg], run_end[fg] - values[fg], run_end[fg]
 
-    ``owner``, ``start`` and ``end`` (int64, ends exclusive) list every non-empty foreground run
-    in column-major pixel order, instance after instance.
-    """
-
-    def __init__(self, rles: Sequence[dict], height: int, width: int) -> None:
-        self.height = height
-        self.owner, self.start, self.end = foreground_runs(rles, height, width)
-        self._first = np.searchsorted(self.owner, np.arange(len(rles) + 1))
+    @cached_property
+    def _first_run(self) -> np.ndarray:
+        return np.searchsorted(self.runs[0], np.arange(len(self.rles) + 1))
 
     def region(self, i: int, row0: int, row1: int, col0: int, col1: int) -> np.ndarray:
         """Source pixels [row0:row1, col0:col1] of instance ``i`` -> uint8 ndarray (a view)."""
-        lo, hi, h = col0 * self.height, col1 * self.height, self.height
-        first, last = self._first[i], self._first[i + 1]
-        start, end = self.start[first:last], self.end[first:last]
+        lo, hi = col0 * self.height, col1 * self.height
+        a, b = self._first_run[i], self._first_run[i + 1]
+        start, end = self.runs[1][a:b], self.runs[2][a:b]
         # Only the runs that reach into columns col0..col1-1, clipped to them.
         keep = slice(np.searchsorted(end, lo, 'right'), np.searchsorted(start, hi))
         bounds = np.stack([start[keep], end[keep]], 1).reshape(-1).clip(lo, hi) - lo
         lengths = np.diff(bounds, prepend=0, append=hi - lo)
         strip = np.repeat((np.arange(len(lengths)) & 1).astype(np.uint8), lengths)
-        return strip.reshape(col1 - col0, h)[:, row0:row1].T
+        return strip.reshape(col1 - col0, self.height)[:, row0:row1].T
