@@ -92,7 +92,8 @@ def _test_dataset_cfg(cfg: Config) -> dict:
 
 
 def _num_classes(model: nn.Module) -> int | None:
-    head = getattr(getattr(model, 'roi_head', None), 'bbox_head', None)
+    # Two-stage: roi_head.bbox_head (a list for cascades); single-stage: bbox_head.
+    head = getattr(getattr(model, 'roi_head', model), 'bbox_head', None)
     if isinstance(head, nn.ModuleList):
         head = head[-1]
     return getattr(head, 'num_classes', None)
