@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     'memory': 'memory',
     'assigner': 'assigner',
     'coco-eval': 'coco_eval',
+    'yolact': 'yolact',
 }
 EXAMPLES = """examples:
   python tools/analysis_tools/benchmark.py inference CONFIG CKPT --num-images 50 --warmup 5
