@@ -22,6 +22,8 @@ EXAMPLES = """examples:
   python tools/image_demo.py data/demo_shapes/val configs/demo/mask_rcnn_r18_fpn_demo.py \\
       work_dirs/mask_rcnn_r18_fpn_demo/epoch_10.pth --out-dir outputs --score-thr 0.5
   python tools/image_demo.py photo.jpg CONFIG CHECKPOINT --out-dir outputs --device cuda:0
+  python tools/image_demo.py slide.tif CONFIG CHECKPOINT --out-dir outputs --tile 1024 \\
+      --tile-overlap 128 --batch-size 4
 
 writes OUT_DIR/vis/<image>.png (overlay) and OUT_DIR/preds/<image>.json with the detections
 above --score-thr: bboxes [x1, y1, x2, y2], scores, labels, class names and COCO RLE masks.
@@ -43,6 +45,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N')
     parser.add_argument('--batch-size', type=int, default=1, help='images per forward pass')
     parser.add_argument('--no-vis', action='store_true', help='write only the JSON results')
+    parser.add_argument(
+        '--tile',
+        type=int,
+        help='sliced inference for large images: tiles of this size (px), read window by window '
+        '(.npy and uncompressed TIFF memory-mapped), --batch-size tiles per pass, a progress bar',
+    )
+    parser.add_argument(
+        '--tile-overlap', type=int, default=128, help='with --tile: pixels neighbouring tiles share'
+    )
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys')
     return parser.parse_args(argv)
 
@@ -98,7 +109,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     records = []
     for start in range(0, len(images), args.batch_size):
         batch = images[start : start + args.batch_size]
-        samples = inference_detector(model, batch, batch_size=args.batch_size)
+        tile = dict(size=args.tile, overlap=args.tile_overlap) if args.tile else None
+        samples = inference_detector(model, batch, batch_size=args.batch_size, tile=tile)
         for img_path, sample in zip(batch, samples, strict=True):
             stem = Path(img_path).stem
             record = prediction_record(sample, img_path, classes, args.score_thr)

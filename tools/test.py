@@ -27,6 +27,8 @@ EXAMPLES = """examples:
       --cfg-options test_evaluator.outfile_prefix=work_dirs/submission/results
   # test-time augmentation (the config needs tta_model and tta_pipeline)
   python tools/test.py CONFIG CHECKPOINT --tta
+  # sliced inference: 512 px tiles sharing 128 px, merged back into whole-image predictions
+  python tools/test.py CONFIG CHECKPOINT --tile 512 --tile-overlap 128
 """
 
 
@@ -68,6 +70,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         '--force', action='store_true', help='overwrite the --out file if it exists'
     )
+    parser.add_argument(
+        '--tile',
+        type=int,
+        help='sliced inference: predict each image tile by tile with tiles of this size (px) and '
+        'merge the tiles (for images larger than the model should see at once)',
+    )
+    parser.add_argument(
+        '--tile-overlap', type=int, default=128, help='with --tile: pixels neighbouring tiles share'
+    )
+    parser.add_argument(
+        '--tile-batch-size', type=int, default=4, help='with --tile: tiles per forward pass'
+    )
     parser.add_argument('--work-dir', help='where the test log goes')
     parser.add_argument(
         '--trust-checkpoint',
@@ -108,6 +122,23 @@ def enable_tta(cfg: Config) -> None:
     dataset.pipeline = cfg.tta_pipeline
 
 
+def enable_tiling(cfg: Config, size: int, overlap: int, batch_size: int) -> None:
+    """Wrap ``cfg.model`` in a ``TiledInferenceModel``: each test image is read tile by tile by
+    the wrapper, so the dataloader only hands over its path and id."""
+    dataset = cfg.test_dataloader.dataset
+    while 'dataset' in dataset:
+        dataset = dataset.dataset
+    cfg.model = ConfigDict(
+        type='TiledInferenceModel',
+        module=cfg.model,
+        test_pipeline=list(dataset.pipeline),
+        tile_size=size,
+        overlap=overlap,
+        batch_size=batch_size,
+    )
+    dataset.pipeline = [dict(type='PackDetInputs', meta_keys=('img_id', 'img_path'))]
+
+
 def configure(cfg: Config, args: argparse.Namespace) -> None:
     """Apply the command-line switches to the config."""
     cfg.launcher = args.launcher
@@ -130,8 +161,12 @@ def configure(cfg: Config, args: argparse.Namespace) -> None:
         if args.score_thr is not None:
             hook.score_thr = args.score_thr
         cfg.default_hooks.visualization = hook
+    if args.tta and args.tile:
+        raise ValueError('--tta and --tile cannot be combined')
     if args.tta:
         enable_tta(cfg)
+    if args.tile:
+        enable_tiling(cfg, args.tile, args.tile_overlap, args.tile_batch_size)
     if args.out:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError(f'--out must name a .pkl file, got {args.out}')

@@ -9,6 +9,7 @@ from .inference import (
     inference_detector,
     init_detector,
     load_detector_checkpoint,
+    tiled_model,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     'inference_detector',
     'init_detector',
     'load_detector_checkpoint',
+    'tiled_model',
 ]

@@ -20,6 +20,7 @@ from torch import nn
 
 from instseg.checkpoint import load_checkpoint_file
 from instseg.checkpoint.load import convert_for_model
+from instseg.models.test_time_augs import TiledInferenceModel
 from instseg.registry import MODELS, TRANSFORMS
 from instseg.structures import DetDataSample
 
@@ -182,8 +183,30 @@ def build_test_pipeline(cfg: Config, from_array: bool = False) -> Compose:
     return Compose(transforms)
 
 
+def tiled_model(model: nn.Module, tile: dict, batch_size: int = 8) -> TiledInferenceModel:
+    """``model`` wrapped for sliced inference with ``tile`` = ``dict(size, overlap=128,
+    merge_iou_thr=0.5, progress=True)`` and the test pipeline of ``model.cfg``."""
+    unknown = set(tile) - {'size', 'overlap', 'merge_iou_thr', 'progress'}
+    if 'size' not in tile or unknown:
+        raise KeyError(
+            f'tile takes size (required), overlap, merge_iou_thr and progress; got {sorted(tile)}'
+        )
+    return TiledInferenceModel(
+        model,
+        test_pipeline=list(_test_dataset_cfg(model.cfg).pipeline),
+        tile_size=tile['size'],
+        overlap=tile.get('overlap', 128),
+        batch_size=batch_size,
+        merge_iou_thr=tile.get('merge_iou_thr', 0.5),
+        progress=tile.get('progress', True),
+    )
+
+
 def inference_detector(
-    model: nn.Module, imgs: ImageInput | Sequence[ImageInput], batch_size: int = 8
+    model: nn.Module,
+    imgs: ImageInput | Sequence[ImageInput],
+    batch_size: int = 8,
+    tile: dict | None = None,
 ) -> DetDataSample | list[DetDataSample]:
     """Run ``model`` (from :func:`init_detector`) on one image or a list of images.
 
@@ -191,17 +214,28 @@ def inference_detector(
         model: a detector with ``cfg``.
         imgs: an image file path, a BGR uint8 array [H, W, 3] (as ``cv2.imread`` returns it) or a
             list of them. Arrays go through the test pipeline with ``LoadImageFromNDArray``.
-        batch_size: images per forward pass for lists. Defaults to 8.
+        batch_size: images (tiles, with ``tile``) per forward pass. Defaults to 8.
+        tile: sliced inference, e.g. ``dict(size=1024, overlap=128)``: each image is cut into
+            overlapping tiles read window by window (``.npy`` and uncompressed TIFF files are
+            memory-mapped), tiles go through the test pipeline in batches and their detections
+            are merged (see :class:`~instseg.models.test_time_augs.TiledInferenceModel`, whose
+            other arguments ``merge_iou_thr`` and ``progress`` (default True) it also takes).
+            Defaults to None (whole images).
 
     Returns:
         A :class:`DetDataSample` (or a list, for a list input) whose ``pred_instances`` hold
-        ``bboxes`` [K, 4], ``scores`` [K], ``labels`` [K] and ``masks`` BoolTensor[K, H, W] at
-        the image's size.
+        ``bboxes`` [K, 4], ``scores`` [K], ``labels`` [K] and ``masks``
+        (:class:`~instseg.structures.PredictedMasks`, or a BoolTensor[K, H, W] with
+        ``test_cfg.rcnn.mask_format='tensor'``) at the image's size.
     """
     is_batch = isinstance(imgs, (list, tuple))
     items = list(imgs) if is_batch else [imgs]
     if batch_size < 1:
         raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+    if tile is not None:
+        tiled = tiled_model(model, tile, batch_size)
+        results = [tiled.predict_image(img) for img in items]
+        return results if is_batch else results[0]
     pipelines: dict[bool, Compose] = {}
     packed = []
     for img in items:

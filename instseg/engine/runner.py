@@ -14,7 +14,7 @@ import torch
 from mmengine.config import Config
 from mmengine.dist import init_dist, is_distributed, is_main_process
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper, revert_sync_batchnorm
+from mmengine.model import BaseTTAModel, is_model_wrapper, revert_sync_batchnorm
 from mmengine.registry import MODEL_WRAPPERS
 from mmengine.runner import Runner as MMEngineRunner
 from torch import nn
@@ -219,7 +219,10 @@ class Runner(MMEngineRunner):
 
         checkpoint = read_checkpoint(filename, map_location)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
-        model = self.model.module if is_model_wrapper(self.model) else self.model
+        model = self.model
+        # DDP, TTA and tiled-inference wrappers hold the detector the checkpoint was saved from.
+        while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+            model = model.module
         load_detector_state(
             model, checkpoint, str(filename), strict, revise_keys=revise_keys, logger=self.logger
         )

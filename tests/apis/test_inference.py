@@ -140,3 +140,21 @@ def test_missing_batchnorm_counters_are_tolerated() -> None:
     del state['1.running_mean']
     with pytest.raises(ValueError, match=r'1 model weights are missing \(1\.running_mean\)'):
         check_checkpoint_fits(model, state, 'converted.pth')
+
+
+def test_tiled_inference_of_one_tile_equals_whole_image_inference(setup, model) -> None:
+    path = setup['images'][2]  # 80 x 112
+    whole = inference_detector(model, path).pred_instances
+    one_tile = inference_detector(model, path, tile=dict(size=128, overlap=16, progress=False))
+    assert one_tile.metainfo['tiles'] == 1 and one_tile.ori_shape == (80, 112)
+    pred = one_tile.pred_instances
+    assert len(pred) == len(whole) > 0
+    torch.testing.assert_close(pred.bboxes, whole.bboxes)
+    assert torch.equal(pred.masks.to_tensor(), whole.masks.to_tensor())
+    tiles = inference_detector(model, [path], batch_size=3, tile=dict(size=48, overlap=16))
+    assert tiles[0].metainfo['tiles'] == 2 * 3 and tiles[0].pred_instances.masks.shape[1:] == (
+        80,
+        112,
+    )
+    with pytest.raises(KeyError, match='tile takes size'):
+        inference_detector(model, path, tile=dict(size=48, stride=32))

@@ -78,3 +78,15 @@ def test_wrong_inputs_are_named(trained, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match='does not fit the model'):
         tool.main([str(image), str(trained['cfg']), str(trained['ckpt']), '--out-dir',
                    str(tmp_path), '--cfg-options', 'model.backbone.depth=34'])  # fmt: skip
+
+
+def test_tile_larger_than_the_image_gives_the_whole_image_records(trained, tmp_path: Path) -> None:
+    tool = load_tool('image_demo.py')
+    image = sorted((trained['data'] / 'val').glob('*.png'))[0]
+    common = [str(image), str(trained['cfg']), str(trained['ckpt']), '--score-thr', '0.05']
+    with contextlib.redirect_stdout(io.StringIO()):
+        whole = tool.main([*common, '--out-dir', str(tmp_path / 'whole'), '--no-vis'])
+        tiled = tool.main([*common, '--out-dir', str(tmp_path / 'tiled'), '--tile', '128',
+                           '--tile-overlap', '32'])  # fmt: skip
+    assert tiled == whole and len(whole[0]['scores']) > 0
+    assert cv2.imread(str(tmp_path / 'tiled' / 'vis' / f'{image.stem}.png')).shape == (96, 96, 3)

@@ -125,6 +125,35 @@ def test_tta_run_evaluates_the_merged_predictions(trained, tmp_path: Path) -> No
     assert 0.0 <= metrics['coco/segm_mAP'] <= 1.0 and 'coco/bbox_mAP' not in metrics
 
 
+def test_tile_run_of_one_tile_scores_as_the_whole_image_run(
+    trained, tested, tmp_path: Path
+) -> None:
+    cfg = _configured(trained, '--tile', '128', '--tile-overlap', '32')
+    assert cfg.model.type == 'TiledInferenceModel' and cfg.model.module.type == 'MaskRCNN'
+    assert cfg.model.tile_size == 128 and cfg.model.overlap == 32
+    assert [t['type'] for t in cfg.test_dataloader.dataset.pipeline] == ['PackDetInputs']
+    # the 96 px val images fit one 128 px tile: the same predictions, the same AP
+    metrics = load_tool('test.py').main(
+        [
+            str(trained['cfg']), str(trained['ckpt']), '--tile', '128', '--tile-overlap', '32',
+            '--eval', 'bbox', 'segm',
+            '--work-dir', str(tmp_path / 'one'), '--cfg-options', 'experiment_name=tools_tile1',
+        ]
+    )  # fmt: skip
+    for key in ('coco/bbox_mAP', 'coco/segm_mAP'):
+        assert metrics[key] == tested['metrics'][key]
+    tiled = load_tool('test.py').main(
+        [
+            str(trained['cfg']), str(trained['ckpt']), '--tile', '64', '--tile-overlap', '32',
+            '--eval', 'segm', '--work-dir', str(tmp_path / 'four'),
+            '--cfg-options', 'experiment_name=tools_tile4',
+        ]
+    )  # fmt: skip
+    assert 0.0 <= tiled['coco/segm_mAP'] <= 1.0
+    with pytest.raises(ValueError, match='--tta and --tile cannot be combined'):
+        _configured(trained, '--tta', '--tile', '64')
+
+
 def test_checkpoint_of_another_model_is_refused_with_the_key(trained, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r'does not fit the model.*fc_cls\.weight'):
         load_tool('test.py').main(
