@@ -56,3 +56,26 @@ def test_save_best_keeps_one_checkpoint_by_rule(tmp_path: Path, rule: str, best_
     # the best-metric record travels in the checkpoint, so a resumed run keeps comparing with it
     assert ckpt['message_hub']['runtime_info']['best_score'] == scores[best_epoch - 1]
     assert sorted(p.name for p in tmp_path.glob('epoch_*.pth')) == ['epoch_4.pth']
+
+
+def test_a_refused_save_removes_no_older_checkpoint(tmp_path: Path) -> None:
+    # max_keep_ckpts=1 rotates epoch_1.pth out at epoch 2's save; the save is refused (NaN
+    # weights), so epoch_1.pth must still be there for --resume, and last_checkpoint names it.
+    import math
+
+    from instseg.engine import NonFiniteCheckpointError
+
+    hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=1),
+                 loss_guard=None)  # fmt: skip
+    runner = toy_runner(tmp_path, epochs=2, extra={6: math.nan}, default_hooks=hooks)
+    with pytest.raises(NonFiniteCheckpointError):
+        runner.train()
+    assert sorted(p.name for p in tmp_path.glob('*.pth')) == ['epoch_1.pth']
+    assert (tmp_path / 'last_checkpoint').read_text().strip().endswith('epoch_1.pth')
+
+
+def test_a_misspelled_checkpoint_argument_fails_when_the_hook_is_built(tmp_path: Path) -> None:
+    hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpt=1))
+    with pytest.raises(TypeError, match="'max_keep_ckpt' \\(did you mean 'max_keep_ckpts'\\?\\)"):
+        toy_runner(tmp_path, default_hooks=hooks)  # building the runner, before any iteration
+    assert not list(tmp_path.glob('*.pth'))
