@@ -122,9 +122,13 @@ class LossGuardHook(Hook):
                 self._skipping = True
                 return
             message += f' {skips} steps with non-finite losses exceed max_skips={self.max_skips}.'
+        advice = (
+            'or, to allow more skipped steps, raise default_hooks.loss_guard.max_skips.'
+            if self.skip_nonfinite
+            else "to skip such steps set default_hooks.loss_guard=dict(type='LossGuardHook', "
+            'skip_nonfinite=True).'
+        )
         raise FloatingPointError(
             f'{message} Training stopped before the weights were updated. Lower the learning '
-            'rate, clip gradients (optim_wrapper.clip_grad) or check the annotations; to skip '
-            "such steps set default_hooks.loss_guard=dict(type='LossGuardHook', "
-            'skip_nonfinite=True).'
+            f'rate, clip gradients (optim_wrapper.clip_grad) or check the annotations; {advice}'
         )
