@@ -62,3 +62,30 @@ optim_wrapper = dict(
 )
 env_cfg = dict(cudnn_benchmark=True)
 auto_scale_lr = dict(base_batch_size=8)
+
+# tools/test.py --tta: the 550x550 input the anchors are laid out for, flipped and not (the base's
+# multi-scale views would move the objects off the anchor sizes).
+tta_pipeline = [
+    dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [dict(type='Resize', scale=(input_size, input_size), keep_ratio=False)],
+            [dict(type='RandomFlip', prob=1.0), dict(type='RandomFlip', prob=0.0)],
+            [
+                dict(
+                    type='PackDetInputs',
+                    meta_keys=(
+                        'img_id',
+                        'img_path',
+                        'ori_shape',
+                        'img_shape',
+                        'scale_factor',
+                        'flip',
+                        'flip_direction',
+                    ),
+                )
+            ],
+        ],
+    ),
+]

@@ -320,3 +320,17 @@ def test_unknown_test_cfg_key_is_an_error() -> None:
     cfg.test_cfg.nms_thr = 0.5
     with pytest.raises(ValueError, match='nms_thr'):
         MODELS.build(cfg)
+
+
+def test_tta_merges_flipped_views_of_yolact() -> None:
+    from test_tta import H, W, tta_batch
+
+    tta = Config.fromfile(R50)
+    assert [t.type for t in tta.tta_pipeline[1].transforms[0]] == ['Resize']
+    model = MODELS.build(dict(**tta.tta_model, module=build_tiny()))
+    model.eval()
+    with torch.no_grad():
+        (merged,) = model.test_step(tta_batch([(W, H), (2 * W, 2 * H)], ['horizontal']))
+    pred = merged.pred_instances
+    assert 0 < len(pred) <= 100 and pred.masks.shape == (len(pred), H, W)
+    assert (pred.bboxes[:, 0::2] <= W).all() and (pred.bboxes[:, 1::2] <= H).all()
