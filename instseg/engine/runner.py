@@ -85,6 +85,26 @@ def checkpoints_in(work_dir: str) -> list[str]:
     return sorted(name for name in os.listdir(work_dir) if _RUN_FILES.match(name))
 
 
+def check_num_classes(model: nn.Module, num_classes: int, source: str = 'the dataset') -> None:
+    """Raise ValueError naming every head (not the class-agnostic RPN) whose ``num_classes``
+    differs from the dataset's ``num_classes``, with both numbers."""
+    model = model.module if is_model_wrapper(model) else model
+    wrong = [
+        f'{name} ({module.num_classes})'
+        for name, module in model.named_modules()
+        if name and 'rpn' not in name.split('.')[0]
+        and isinstance(getattr(module, 'num_classes', None), int)
+        and module.num_classes != num_classes
+    ]  # fmt: skip
+    if wrong:
+        raise ValueError(
+            f'{source} has {num_classes} classes but {", ".join(wrong)} predict another number: '
+            f'set num_classes={num_classes} in every head of the model (e.g. --cfg-options '
+            f'model.roi_head.bbox_head.num_classes={num_classes} '
+            f'model.roi_head.mask_head.num_classes={num_classes})'
+        )
+
+
 class WorkDirInUseError(FileExistsError):
     """A new run (no ``--resume``) into a work dir holding another run's checkpoints."""
 
@@ -187,6 +207,17 @@ class Runner(MMEngineRunner):
                 'the new one in another --work-dir.'
             )
         return super().train()
+
+    def build_train_loop(self, loop):
+        """mmengine's train loop (its dataset is built here), then a check that every class head
+        of the model predicts as many classes as the training set has, before the first
+        iteration: a ValueError names both numbers and the heads that differ."""
+        loop = super().build_train_loop(loop)
+        dataset = getattr(getattr(loop, 'dataloader', None), 'dataset', None)
+        classes = (getattr(dataset, 'metainfo', None) or {}).get('classes')
+        if classes:
+            check_num_classes(self.model, len(classes), type(dataset).__name__)
+        return loop
 
     def load_or_resume(self) -> None:
         """mmengine's, with auto-resume using :func:`latest_checkpoint`."""

@@ -55,3 +55,29 @@ def test_a_work_dir_with_only_logs_is_fine(tmp_path: Path) -> None:
     (tmp_path / 'notes.txt').write_text('mine')
     toy_runner(tmp_path, epochs=1).train()
     assert (tmp_path / 'epoch_1.pth').is_file() and (tmp_path / 'notes.txt').read_text() == 'mine'
+
+
+@pytest.mark.parametrize('num_classes', [3, 6])
+def test_heads_with_another_class_count_stop_before_the_first_iteration(
+    tmp_path: Path, num_classes: int
+) -> None:
+    import sys
+
+    from mmengine.config import Config
+
+    from instseg.engine import Runner
+
+    sys.path.insert(0, str(ROOT / 'tests' / 'e2e'))
+    from tiny import write_tiny_config
+
+    cfg = Config.fromfile(write_tiny_config(tmp_path, num_train=2, num_val=1, epochs=1))
+    cfg.work_dir = str(tmp_path / 'work')
+    cfg.experiment_name = f'classes{num_classes}'
+    cfg.merge_from_dict({'model.roi_head.bbox_head.num_classes': num_classes,
+                         'model.roi_head.mask_head.num_classes': num_classes})  # fmt: skip
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(
+        ValueError, match=f'has 4 classes but roi_head.bbox_head \\({num_classes}\\)'
+    ):
+        runner.train()
+    assert not list((tmp_path / 'work').glob('*.pth'))  # stopped while building the loop
