@@ -59,14 +59,28 @@ def _suggesting(build_func: Callable) -> Callable:
             obj_type = cfg.get('type') if hasattr(cfg, 'get') else None
             if not isinstance(obj_type, str) or registry.get(obj_type) is not None:
                 raise
-            close = difflib.get_close_matches(obj_type, sorted(_known_names(registry)), n=5)
-            hint = f' Closest names: {", ".join(close)}.' if close else ''
-            raise KeyError(
-                f'Unknown type {obj_type!r} in the {registry.scope}::{registry.name} registry.'
-                f'{hint}'
-            ) from err
+            raise unknown_type_error(obj_type, registry) from err
 
     return build
+
+
+def unknown_type_error(obj_type: str, registry: Registry) -> KeyError:
+    """The KeyError for a type name ``registry`` lacks, naming the closest registered names."""
+    close = difflib.get_close_matches(obj_type, sorted(_known_names(registry)), n=5)
+    hint = f' Closest names: {", ".join(close)}.' if close else ''
+    return KeyError(
+        f'Unknown type {obj_type!r} in the {registry.scope}::{registry.name} registry.{hint}'
+    )
+
+
+def check_types(cfgs: list, registry: Registry) -> None:
+    """Raise :func:`unknown_type_error` for the first dict in ``cfgs`` whose string ``type``
+    ``registry`` lacks (mmengine builds pipelines through its root registry, which does not
+    suggest names)."""
+    for cfg in cfgs:
+        obj_type = cfg.get('type') if hasattr(cfg, 'get') else None
+        if isinstance(obj_type, str) and registry.get(obj_type) is None:
+            raise unknown_type_error(obj_type, registry)
 
 
 def _child(name: str, parent: Registry, location: str) -> Registry:

@@ -15,7 +15,7 @@ from mmengine.dataset import BaseDataset
 from mmengine.fileio import exists, get_local_path
 from mmengine.logging import print_log
 
-from instseg.registry import DATASETS
+from instseg.registry import DATASETS, TRANSFORMS, check_types
 
 from .bad_data import ParseReport, box_problem, valid_polygons
 from .image_io import BadImageError
@@ -115,6 +115,7 @@ class CocoDataset(BaseDataset):
         self.strict = strict
         self.parse_counts: dict[str, int] = {}
         self.skipped_images: Counter[str] = Counter()
+        check_types(pipeline or [], TRANSFORMS)  # a misspelled transform names the closest ones
         super().__init__(
             ann_file=ann_file,
             metainfo=metainfo,

@@ -274,3 +274,12 @@ def test_image_of_another_size_than_its_record_is_skipped(tmp_path: Path, log) -
     assert ds[0]['data_samples'].img_id in (2, 3)
     assert '1.png: image is 48x32 (h x w, after EXIF orientation) but its record (img_id 1) ' \
            'says 32x48; the sizes are transposed' in log[-1]  # fmt: skip
+
+
+def test_a_misspelled_transform_type_names_the_closest_ones(tmp_path) -> None:
+    from instseg.registry import DATASETS
+
+    pipeline = [dict(type='LoadImageFromFlie'), dict(type='PackDetInputs')]
+    with pytest.raises(KeyError, match="'LoadImageFromFlie'.*Closest names: LoadImageFromFile"):
+        DATASETS.build(dict(type='CocoDataset', ann_file=str(tmp_path / 'a.json'),
+                            pipeline=pipeline, lazy_init=True))  # fmt: skip
