@@ -105,6 +105,48 @@ def check_num_classes(model: nn.Module, num_classes: int, source: str = 'the dat
         )
 
 
+# Weights beyond this magnitude mean training diverged, even while they are still finite.
+DIVERGED_WEIGHT = 1e6
+
+
+def diverged_tensors(module: nn.Module, limit: float = DIVERGED_WEIGHT) -> list[str]:
+    """Names of the floating-point parameters of ``module`` with a value above ``limit`` in
+    magnitude (finite, but far beyond what a trained network holds)."""
+    return [
+        name
+        for name, p in module.named_parameters()
+        if p.is_floating_point() and p.numel() and float(p.detach().abs().max()) > limit
+    ]
+
+
+def untrained_frozen_backbone(model: nn.Module, load_from: str | None) -> str | None:
+    """A warning when the backbone starts from random weights (no ``Pretrained`` init_cfg, no
+    ``load_from``) yet freezes stages or BatchNorm statistics, which then never train; else None."""
+    model = model.module if is_model_wrapper(model) else model
+    backbone = getattr(model, 'backbone', None)
+    if backbone is None or load_from:
+        return None
+    inits = backbone.init_cfg if isinstance(backbone.init_cfg, list) else [backbone.init_cfg]
+    if any(isinstance(c, dict) and c.get('type') == 'Pretrained' for c in inits):
+        return None
+    frozen = getattr(backbone, 'frozen_stages', -1)
+    norm_eval = bool(getattr(backbone, 'norm_eval', False))
+    if frozen < 0 and not norm_eval:
+        return None
+    what = ' and '.join(
+        ([f'frozen_stages={frozen} keeps the stem and {frozen} stage(s) at random weights']
+         if frozen >= 0 else [])
+        + (['norm_eval=True keeps BatchNorm statistics at their initial values'] if norm_eval
+           else [])
+    )  # fmt: skip
+    return (
+        f'model.backbone has no pretrained weights (init_cfg=None, no load_from), yet {what}: '
+        "the model will barely learn. Set model.backbone.init_cfg=dict(type='Pretrained', "
+        'checkpoint=...), or train from scratch with model.backbone.frozen_stages=-1 '
+        'model.backbone.norm_eval=False'
+    )
+
+
 class WorkDirInUseError(FileExistsError):
     """A new run (no ``--resume``) into a work dir holding another run's checkpoints."""
 
@@ -206,6 +248,9 @@ class Runner(MMEngineRunner):
                 'a new run there would overwrite them. Continue that run with --resume, or start '
                 'the new one in another --work-dir.'
             )
+        warning = None if self._resume else untrained_frozen_backbone(self.model, self._load_from)
+        if warning:
+            self.logger.warning(warning)
         return super().train()
 
     def build_train_loop(self, loop):
@@ -272,6 +317,18 @@ class Runner(MMEngineRunner):
                 f'The earlier checkpoints in {out_dir} are kept; fix the cause (lower learning '
                 'rate, optim_wrapper.clip_grad, bad annotations) and continue from the last good '
                 'one with --resume.'
+            )
+        diverged = diverged_tensors(
+            self.model.module if is_model_wrapper(self.model) else self.model
+        )
+        if diverged and is_main_process():
+            names = ', '.join(diverged[:5]) + (
+                f' and {len(diverged) - 5} more' * (len(diverged) > 5)
+            )
+            self.logger.warning(
+                f'Writing checkpoint {final}, but training has diverged: {names} hold values above '
+                f'{DIVERGED_WEIGHT:g} in magnitude. Lower the learning rate or clip gradients '
+                '(optim_wrapper.clip_grad), and continue from an earlier checkpoint.'
             )
         if not is_main_process():
             return

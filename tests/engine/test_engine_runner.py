@@ -79,3 +79,30 @@ def test_a_misspelled_checkpoint_argument_fails_when_the_hook_is_built(tmp_path:
     with pytest.raises(TypeError, match="'max_keep_ckpt' \\(did you mean 'max_keep_ckpts'\\?\\)"):
         toy_runner(tmp_path, default_hooks=hooks)  # building the runner, before any iteration
     assert not list(tmp_path.glob('*.pth'))
+
+
+def test_a_diverged_but_finite_model_is_written_with_a_warning(tmp_path: Path) -> None:
+    runner = toy_runner(tmp_path)
+    with torch.no_grad():
+        runner.model.linear.weight.fill_(1e18)
+    runner.save_checkpoint(str(tmp_path), 'diverged.pth', save_optimizer=False)
+    assert (tmp_path / 'diverged.pth').is_file()  # finite: still written
+    log = '\n'.join(p.read_text() for p in tmp_path.glob('*/*.log'))
+    assert 'WARNING' in log and 'diverged: linear.weight' in log and 'linear.bias' not in log
+
+
+def test_frozen_stages_on_random_weights_warn_what_to_set() -> None:
+    from instseg.engine.runner import untrained_frozen_backbone
+    from instseg.models.backbones import ResNet
+
+    model = torch.nn.Module()
+    model.backbone = ResNet(18, frozen_stages=1, norm_eval=True)
+    warning = untrained_frozen_backbone(model, load_from=None)
+    assert 'frozen_stages=1' in warning and 'norm_eval=True' in warning
+    assert 'model.backbone.frozen_stages=-1 model.backbone.norm_eval=False' in warning
+    assert untrained_frozen_backbone(model, load_from='epoch_3.pth') is None
+    model.backbone = ResNet(18, frozen_stages=-1, norm_eval=False)
+    assert untrained_frozen_backbone(model, load_from=None) is None
+    pretrained = dict(type='Pretrained', checkpoint='r18.pth')
+    model.backbone = ResNet(18, frozen_stages=1, norm_eval=True, init_cfg=pretrained)
+    assert untrained_frozen_backbone(model, load_from=None) is None
