@@ -81,7 +81,7 @@ def measure(args: argparse.Namespace, setting: str) -> dict:
     process = metric.process
 
     def counting(data_batch, data_samples) -> None:
-        counts.extend(len(s.pred_instances) for s in data_samples)
+        counts.extend(len(s['pred_instances']['bboxes']) for s in data_samples)
         process(data_batch, data_samples)
 
     assert isinstance(metric, BaseMetric)
