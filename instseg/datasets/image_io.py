@@ -49,6 +49,8 @@ def decode_unchanged(content: bytes, path: str) -> np.ndarray:
         img = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None and content[:4] in _TIFF_MAGICS:
         img = _decode_tiff_with_tifffile(content)
+    if img is not None and img.size == 0:  # tifffile reads some broken headers as 0 pixels
+        img = None
     if img is None:
         kind = 'an empty file' if not content else 'not a decodable image'
         raise BadImageError(f'{path}: {kind} ({len(content)} bytes)')

@@ -65,6 +65,14 @@ RECIPE: dict[str, Any] = dict(
 )
 
 
+# A child process is started as `compare_training.py --run-spec SPEC.json`: one model, one seed.
+CHILD_FLAG = '--run-spec'
+
+
+def spec_file(spec: dict) -> str:
+    return osp.join(spec['work_dir'], 'spec.json')
+
+
 # --------------------------------------------------------------------------------- data
 def prepare_annotations(
     src: str, dst: str, classes: Sequence[str] | None, class_agnostic: bool
@@ -553,7 +561,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         '--threads', type=int, default=0, help='threads per run (default: cores / jobs)'
     )
-    parser.add_argument('--_run', help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -568,10 +575,11 @@ def key_values(items: list[str], what: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    if args._run:
-        run_one(args._run)
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 2 and argv[0] == CHILD_FLAG:
+        run_one(argv[1])
         return
+    args = parse_args(argv)
     recipe = dict(RECIPE)
     for key, value in key_values(args.recipe, '--recipe').items():
         if key not in recipe:
@@ -616,8 +624,7 @@ def main(argv: list[str] | None = None) -> None:
                 threads=threads,
                 result=osp.join(run_dir, 'result.json'),
             )
-            spec_path = osp.join(run_dir, 'spec.json')
-            with open(spec_path, 'w') as f:
+            with open(spec_file(spec), 'w') as f:
                 json.dump(spec, f, indent=1)
             jobs.append((row, spec))
 
@@ -628,8 +635,7 @@ def main(argv: list[str] | None = None) -> None:
         while pending and len(running) < args.jobs:
             row, spec = pending.pop(0)
             log = open(osp.join(spec['work_dir'], 'run.log'), 'w')
-            cmd = [sys.executable, osp.abspath(__file__), '--data', '.', '--ann-train', '-']
-            cmd += ['--ann-val', '-', '--_run', osp.join(spec['work_dir'], 'spec.json')]
+            cmd = [sys.executable, osp.abspath(__file__), CHILD_FLAG, spec_file(spec)]
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
             running.append((row, spec, proc, log))
             print(f'started {row} seed {spec["seed"]} (log: {log.name})', flush=True)
