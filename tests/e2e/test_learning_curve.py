@@ -21,9 +21,10 @@ from instseg.engine import Runner
 
 ITERS_PER_EPOCH = 16  # 32 training images, batch 2
 # (iteration, minimum bbox mAP, minimum segm mAP) on 8 held-out images
+# measured at seed 0, 1 thread: 0.085 / 0.055 after 96 iterations, 0.148 / 0.153 after 192
 CURVE = [
-    (96, 0.0, 0.0),
-    (192, 0.0, 0.0),
+    (96, 0.03, 0.02),
+    (192, 0.09, 0.09),
 ]
 
 
@@ -56,10 +57,9 @@ randomness = dict(seed=0)
     Runner.from_cfg(cfg).train()
     curve = _curve(tmp_path / 'work')
     print({it: (m['coco/bbox_mAP'], m['coco/segm_mAP']) for it, m in sorted(curve.items())})
-    by_iteration = {it * 1: m for it, m in curve.items()}
     for iteration, min_bbox, min_segm in CURVE:
         epoch = iteration // ITERS_PER_EPOCH
-        metrics = by_iteration.get(epoch) or by_iteration.get(iteration)
+        metrics = curve.get(epoch)  # validation is logged at its epoch
         assert metrics is not None, f'no validation at iteration {iteration}: {sorted(curve)}'
         assert metrics['coco/bbox_mAP'] >= min_bbox, (iteration, metrics)
         assert metrics['coco/segm_mAP'] >= min_segm, (iteration, metrics)
