@@ -142,23 +142,23 @@ class RPNHead(BaseModule):
             ignore_boxes = ignored.bboxes if ignored is not None and len(ignored) > 0 else None
             assign = self.assigner.assign(anchors[inds], gt.bboxes, gt.labels, ignore_boxes)
             res = self.sampler.sample(assign, anchors[inds], gt.bboxes, gt.labels)
-            n = anchors.size(0)
-            cls_t = anchors.new_zeros(n)
-            cls_w = anchors.new_zeros(n)
-            reg_t = anchors.new_zeros((n, 4))
-            reg_w = anchors.new_zeros((n, 4))
+            num_anchors = anchors.size(0)
+            objectness = anchors.new_zeros(num_anchors)
+            objectness_weights = anchors.new_zeros(num_anchors)
+            deltas_target = anchors.new_zeros((num_anchors, 4))
+            deltas_weights = anchors.new_zeros((num_anchors, 4))
             pos, neg = inds[res.pos_inds], inds[res.neg_inds]
-            cls_t[pos] = 1.0
-            cls_w[pos] = 1.0
-            cls_w[neg] = 1.0
+            objectness[pos] = 1.0
+            objectness_weights[pos] = 1.0
+            objectness_weights[neg] = 1.0
             if pos.numel() > 0:
-                reg_t[pos] = self.bbox_coder.encode(res.pos_priors, res.pos_gt_bboxes)
-                reg_w[pos] = 1.0
+                deltas_target[pos] = self.bbox_coder.encode(res.pos_priors, res.pos_gt_bboxes)
+                deltas_weights[pos] = 1.0
             avg_factor += pos.numel() + neg.numel()
-            cls_targets.append(cls_t)
-            cls_weights.append(cls_w)
-            reg_targets.append(reg_t)
-            reg_weights.append(reg_w)
+            cls_targets.append(objectness)
+            cls_weights.append(objectness_weights)
+            reg_targets.append(deltas_target)
+            reg_weights.append(deltas_weights)
         avg_factor = max(avg_factor, 1)
         loss_cls = self.loss_cls(
             all_scores.reshape(-1),

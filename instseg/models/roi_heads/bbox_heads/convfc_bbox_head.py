@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from torchvision.ops import batched_nms
 
 from instseg.models.layers import ConvModule
+from instseg.models.task_modules import SamplingResult
 from instseg.registry import MODELS, TASK_UTILS
 
 _DEFAULT_CODER = dict(
@@ -94,7 +95,9 @@ class ConvFCBBoxHead(BaseModule):
             x = F.relu(fc(x), inplace=True)
         return self.fc_cls(x), self.fc_reg(x)
 
-    def get_targets(self, sampling_results: list) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def get_targets(
+        self, sampling_results: list[SamplingResult]
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Training targets for all sampled RoIs of the batch, concatenated in sampling order.
 
         Returns labels [K] (``num_classes`` = background), label_weights [K], bbox_targets [K, 4]
@@ -103,26 +106,32 @@ class ConvFCBBoxHead(BaseModule):
         labels, label_weights, targets, weights = [], [], [], []
         for res in sampling_results:
             num_pos, num_neg = res.pos_priors.size(0), res.neg_priors.size(0)
-            n = num_pos + num_neg
+            num_samples = num_pos + num_neg
             device = res.pos_priors.device
-            lab = torch.full((n,), self.num_classes, dtype=torch.long, device=device)
-            lab[:num_pos] = res.pos_gt_labels
-            tgt = res.pos_priors.new_zeros((n, 4))
-            wgt = res.pos_priors.new_zeros((n, 4))
+            gt_classes = torch.full(
+                (num_samples,), self.num_classes, dtype=torch.long, device=device
+            )
+            gt_classes[:num_pos] = res.pos_gt_labels
+            gt_deltas = res.pos_priors.new_zeros((num_samples, 4))
+            deltas_weights = res.pos_priors.new_zeros((num_samples, 4))
             if num_pos > 0:
                 if self.reg_decoded_bbox:
-                    tgt[:num_pos] = res.pos_gt_bboxes
+                    gt_deltas[:num_pos] = res.pos_gt_bboxes
                 else:
-                    tgt[:num_pos] = self.bbox_coder.encode(res.pos_priors, res.pos_gt_bboxes)
-                wgt[:num_pos] = 1.0
-            labels.append(lab)
-            label_weights.append(res.pos_priors.new_ones(n))
-            targets.append(tgt)
-            weights.append(wgt)
+                    gt_deltas[:num_pos] = self.bbox_coder.encode(res.pos_priors, res.pos_gt_bboxes)
+                deltas_weights[:num_pos] = 1.0
+            labels.append(gt_classes)
+            label_weights.append(res.pos_priors.new_ones(num_samples))
+            targets.append(gt_deltas)
+            weights.append(deltas_weights)
         return torch.cat(labels), torch.cat(label_weights), torch.cat(targets), torch.cat(weights)
 
     def loss(
-        self, cls_score: Tensor, bbox_pred: Tensor, rois: Tensor, sampling_results: list
+        self,
+        cls_score: Tensor,
+        bbox_pred: Tensor,
+        rois: Tensor,
+        sampling_results: list[SamplingResult],
     ) -> dict[str, Tensor]:
         """Classification and regression losses of sampled RoIs, plus classification accuracy."""
         labels, label_weights, bbox_targets, bbox_weights = self.get_targets(sampling_results)
@@ -168,7 +177,7 @@ class ConvFCBBoxHead(BaseModule):
     @torch.no_grad()
     def refine_bboxes(
         self,
-        sampling_results: list,
+        sampling_results: list[SamplingResult],
         rois: Tensor,
         cls_score: Tensor,
         bbox_pred: Tensor,
@@ -190,7 +199,7 @@ class ConvFCBBoxHead(BaseModule):
         labels = torch.where(labels < 0, cls_score[:, :-1].argmax(1), labels)
         counts = [len(res.pos_inds) + len(res.neg_inds) for res in sampling_results]
         refined = []
-        for res, meta, r, lab, pred in zip(
+        for res, meta, image_rois, image_labels, deltas in zip(
             sampling_results,
             batch_img_metas,
             rois.split(counts),
@@ -198,7 +207,9 @@ class ConvFCBBoxHead(BaseModule):
             bbox_pred.detach().split(counts),
             strict=True,
         ):
-            boxes = self.regress_by_class(r[:, 1:], lab, pred, meta['img_shape'])
+            boxes = self.regress_by_class(
+                image_rois[:, 1:], image_labels, deltas, meta['img_shape']
+            )
             keep = torch.ones(len(boxes), dtype=torch.bool, device=boxes.device)
             keep[: len(res.pos_is_gt)] = res.pos_is_gt == 0
             refined.append(boxes[keep])

@@ -8,8 +8,10 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from instseg.models.layers import ConvModule
+from instseg.models.task_modules import SamplingResult
 from instseg.ops import conv_transpose2d
 from instseg.registry import MODELS
+from instseg.structures.masks import BaseInstanceMasks
 from instseg.structures.predicted_masks import PredictedMasks
 
 
@@ -108,7 +110,12 @@ class FCNMaskHead(BaseModule):
         logits = torch.einsum('kchw,kc->khw', feats, weight)
         return (logits.float() + self.conv_logits.bias[idx, None, None].float()).sigmoid()
 
-    def get_targets(self, sampling_results: list, batch_gt_masks: list, size: int) -> Tensor:
+    def get_targets(
+        self,
+        sampling_results: list[SamplingResult],
+        batch_gt_masks: list[BaseInstanceMasks],
+        size: int,
+    ) -> Tensor:
         """Binary targets [P, size, size] for the positive RoIs of all images, in sampling order."""
         targets = [
             gt_masks.crop_and_resize(
@@ -121,7 +128,12 @@ class FCNMaskHead(BaseModule):
         ]
         return torch.cat(targets) if targets else torch.zeros((0, size, size))
 
-    def loss(self, mask_preds: Tensor, sampling_results: list, batch_gt_masks: list) -> Tensor:
+    def loss(
+        self,
+        mask_preds: Tensor,
+        sampling_results: list[SamplingResult],
+        batch_gt_masks: list[BaseInstanceMasks],
+    ) -> Tensor:
         """Per-pixel binary cross-entropy on the channel of each positive RoI's label."""
         if mask_preds.size(0) == 0:
             return mask_preds.sum() * 0.0
