@@ -38,6 +38,17 @@ class DetDataPreprocessor(ImgDataPreprocessor):
         non_blocking: copy to the device without blocking. Defaults to False.
         batch_augments: configs of batch-level augmentations built from MODELS, each a module
             mapping ``(inputs, data_samples)`` to the same. Defaults to None.
+        pad_mask, mask_pad_value: mmdetection pads ground-truth masks to the batch shape with
+            ``mask_pad_value`` so that RoIs reaching into the padding see background there.
+            instseg cuts mask targets per RoI from each image's compact masks and counts all
+            pixels outside the image as background, which is that behaviour with
+            ``mask_pad_value=0`` whether ``pad_mask`` is True or False; other pad values are
+            refused. Defaults to False, 0.
+        pad_seg, seg_pad_value: semantic-segmentation maps are not part of instseg's ground
+            truth, so ``pad_seg=True`` is refused; ``seg_pad_value`` then pads nothing, as in
+            mmdetection with ``pad_seg=False``. Defaults to False, 255.
+        boxtype2tensor: instseg's boxes are always plain Tensor[N, 4], which is what True asks
+            for; False (keep box-type objects) is refused. Defaults to True.
     """
 
     def __init__(
@@ -50,7 +61,23 @@ class DetDataPreprocessor(ImgDataPreprocessor):
         rgb_to_bgr: bool = False,
         non_blocking: bool = False,
         batch_augments: Sequence[dict] | None = None,
+        pad_mask: bool = False,
+        mask_pad_value: int = 0,
+        pad_seg: bool = False,
+        seg_pad_value: int = 255,
+        boxtype2tensor: bool = True,
     ) -> None:
+        refused = [
+            ('mask_pad_value', mask_pad_value, mask_pad_value != 0,
+             'mask targets count everything outside an image as background (0)'),
+            ('pad_seg', pad_seg, pad_seg,
+             'instseg has no semantic-segmentation ground truth to pad'),
+            ('boxtype2tensor', boxtype2tensor, not boxtype2tensor,
+             'instseg has no box-type objects: boxes are always plain Tensor[N, 4]'),
+        ]  # fmt: skip
+        for key, value, bad, reason in refused:
+            if bad:
+                raise ValueError(f'DetDataPreprocessor {key}={value!r} is not supported: {reason}')
         super().__init__(
             mean=mean,
             std=std,

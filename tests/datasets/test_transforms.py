@@ -109,9 +109,12 @@ def test_load_annotations_to_rle() -> None:
     np.testing.assert_array_equal(masks.get_bboxes(), out['gt_bboxes'])
 
 
-def test_load_annotations_polygons_and_rle_rejection() -> None:
-    with pytest.raises(ValueError, match=r'seven\.png.*poly2mask=True'):
-        LoadAnnotations(with_mask=True, poly2mask=False)(_record())
+def test_load_annotations_polygons_ignore_rle_instances() -> None:
+    # as mmdetection: with poly2mask=False an RLE instance is ignored, with a zero-area polygon
+    out = LoadAnnotations(with_mask=True, poly2mask=False)(_record())
+    assert isinstance(out['gt_masks'], PolygonMasks) and len(out['gt_masks']) == 3
+    assert out['gt_ignore_flags'].tolist() == [False, True, True]
+    np.testing.assert_array_equal(out['gt_masks'].areas, [400, 0, 0])
     record = _record(crowd=False)
     record['instances'] = record['instances'][:1]
     out = LoadAnnotations(with_mask=True, poly2mask=False)(record)

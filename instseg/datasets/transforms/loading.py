@@ -161,7 +161,9 @@ class LoadAnnotations(MMCVLoadAnnotations):
         with_bbox: load ``gt_bboxes`` and ``gt_ignore_flags``.
         with_label: load ``gt_bboxes_labels``.
         with_mask: load ``gt_masks``.
-        poly2mask: rasterise polygons to RLE; False keeps polygons (and rejects RLE instances).
+        poly2mask: rasterise polygons to RLE; False keeps polygons, and an instance annotated as
+            RLE (COCO's crowd regions) is marked ignored with an empty polygon, as in
+            mmdetection.
         box_type: only None or ``'hbox'`` (boxes stay plain numpy arrays).
         backend_args: mmengine file backend arguments (kept for mmdetection compatibility).
     """
@@ -218,12 +220,8 @@ class LoadAnnotations(MMCVLoadAnnotations):
                     results['gt_ignore_flags'][i] = True
                 masks.append(rle)
             else:
-                if isinstance(segm, dict):
-                    raise ValueError(
-                        f'{where}: instance {i} is annotated as RLE, which PolygonMasks cannot '
-                        f'hold; use LoadAnnotations(poly2mask=True)'
-                    )
-                polygons = valid_polygons(segm or [])
+                # PolygonMasks cannot hold an RLE mask; mmdetection ignores such instances
+                polygons = [] if isinstance(segm, dict) else valid_polygons(segm or [])
                 if not polygons:
                     polygons = [np.zeros(6)]
                     results['gt_ignore_flags'][i] = True
