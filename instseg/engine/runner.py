@@ -19,7 +19,13 @@ from mmengine.registry import MODEL_WRAPPERS
 from mmengine.runner import Runner as MMEngineRunner
 from torch import nn
 
-from instseg.checkpoint import latest_checkpoint, remove_stale_temp_files, save_atomically
+from instseg.checkpoint import (
+    latest_checkpoint,
+    load_detector_state,
+    read_checkpoint,
+    remove_stale_temp_files,
+    save_atomically,
+)
 from instseg.registry import RUNNERS
 
 # Hooks every run gets in addition to mmengine's defaults; a config removes one by setting it to
@@ -291,8 +297,6 @@ class Runner(MMEngineRunner):
         """mmengine's ``load_checkpoint`` (``load_from``, ``--resume``, ``tools/test.py``) that
         reads through the safe loader and converts torchvision / mmdetection key names on the fly;
         see :func:`instseg.checkpoint.load.load_detector_state`. Returns the checkpoint."""
-        from instseg.checkpoint.load import load_detector_state, read_checkpoint
-
         checkpoint = read_checkpoint(filename, map_location)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model

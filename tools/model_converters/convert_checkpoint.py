@@ -10,7 +10,8 @@ from typing import Any
 import torch
 
 from instseg.checkpoint import TRUST_ENV, load_checkpoint_file, save_atomically
-from instseg.checkpoint.convert import BACKBONE_FORMATS, FORMATS, convert_checkpoint
+from instseg.checkpoint.convert import convert_checkpoint
+from instseg.checkpoint.detect import BACKBONE_FORMATS, FORMATS
 
 EXAMPLES = """examples:
   # torchvision's COCO Mask R-CNN -> an 80-class instseg checkpoint

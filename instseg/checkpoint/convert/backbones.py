@@ -2,21 +2,8 @@
 
 instseg's backbones use mmdetection 3.x / mmpretrain names (``SwinTransformer``: ``stages.{i}...``,
 ``ConvNeXt``: ``downsample_layers``/``stages``/``norm{i}``, ``ResNet``: torchvision's), so those
-checkpoints need no conversion. The functions here map the other layouts users hold on disk:
-
-==========================  ===============================================================
-layout                      recognised by
-==========================  ===============================================================
-``swin_official``           ``layers.N.blocks...``, merging at the END of stage N (``layers.0.
-                            downsample``); Microsoft's release and Swin-Transformer-Object-Detection
-``swin_timm``               ``layers.N.blocks...``, merging at the START of stage N (timm >= 0.6,
-                            Hugging Face ``timm/swin_*``)
-``swin_mmdet``              ``stages.N.blocks.M.attn.w_msa...`` (ours)
-``convnext_official``       ``downsample_layers`` + ``dwconv``/``pwconv1`` (Meta's release)
-``convnext_timm``           ``stem.0`` + ``stages.N.blocks.M.conv_dw`` (timm, Hugging Face)
-``convnext_mmpretrain``     ``downsample_layers`` + ``depthwise_conv`` (ours)
-``resnet``                  ``conv1`` + ``layer1...`` (torchvision, timm, mmdetection: ours)
-==========================  ===============================================================
+checkpoints need no conversion. The functions here map the other layouts users hold on disk
+(the official releases and timm's; :mod:`instseg.checkpoint.detect` tells them apart).
 
 All functions take and return flat ``dict[str, Tensor]`` without a ``backbone.`` prefix and never
 modify their input.
@@ -28,43 +15,8 @@ import re
 
 from torch import Tensor, nn
 
-FORMATS_BY_FAMILY: dict[str, tuple[str, ...]] = {
-    'swin': ('swin_mmdet', 'swin_official', 'swin_timm'),
-    'convnext': ('convnext_mmpretrain', 'convnext_official', 'convnext_timm'),
-    'resnet': ('resnet',),
-}
-
-
-def _any(keys: list[str], pattern: str) -> bool:
-    regex = re.compile(pattern)
-    return any(regex.search(key) for key in keys)
-
-
-def detect_backbone_format(state: dict[str, Tensor]) -> str:
-    """The layout of a backbone state dict (keys without a ``backbone.`` prefix): one of the
-    layouts in this module's table, or ``'unknown'``."""
-    keys = list(state)
-    if (
-        _any(keys, r'^stages\.\d+\.blocks\.\d+\.attn\.w_msa\.')
-        or 'patch_embed.projection.weight' in state
-    ):
-        return 'swin_mmdet'
-    if _any(keys, r'^layers\.\d+\.blocks\.\d+\.attn\.qkv\.'):
-        merging = {int(m[1]) for k in keys if (m := re.match(r'layers\.(\d+)\.downsample\.', k))}
-        if merging:
-            return 'swin_official' if 0 in merging else 'swin_timm'
-        # A single-stage model: the official files carry the index buffers, timm's do not.
-        return 'swin_official' if _any(keys, r'relative_position_index$') else 'swin_timm'
-    if 'downsample_layers.0.0.weight' in state:
-        if _any(keys, r'\.depthwise_conv\.'):
-            return 'convnext_mmpretrain'
-        if _any(keys, r'\.dwconv\.'):
-            return 'convnext_official'
-    if 'stem.0.weight' in state and _any(keys, r'^stages\.\d+\.blocks\.\d+\.conv_dw\.'):
-        return 'convnext_timm'
-    if 'conv1.weight' in state and _any(keys, r'^layer1\.'):
-        return 'resnet'
-    return 'unknown'
+from instseg.checkpoint.detect import FORMATS_BY_FAMILY, detect_backbone_format
+from instseg.checkpoint.read import example_keys
 
 
 def _num_stages(keys: list[str], pattern: str) -> int:
@@ -208,12 +160,6 @@ def convert_timm(state: dict[str, Tensor], backbone: nn.Module) -> dict[str, Ten
     )
 
 
-def _example_keys(state: dict[str, Tensor], count: int = 6) -> str:
-    keys = list(state)
-    more = f', ... ({len(keys)} keys)' if len(keys) > count else ''
-    return ', '.join(keys[:count]) + more
-
-
 def convert_for_backbone(
     state: dict[str, Tensor], backbone: nn.Module, source: str = 'state dict'
 ) -> dict[str, Tensor]:
@@ -232,7 +178,7 @@ def convert_for_backbone(
         found = 'an unknown layout' if fmt == 'unknown' else f'layout {fmt!r}'
         raise ValueError(
             f'{source}: {found} does not fit a {type(backbone).__name__} (it takes '
-            f'{", ".join(FORMATS_BY_FAMILY[family])}); example keys: {_example_keys(state)}'
+            f'{", ".join(FORMATS_BY_FAMILY[family])}); example keys: {example_keys(state)}'
         )
     if fmt == 'swin_official':
         return convert_swin_official(state)

@@ -16,34 +16,25 @@ from collections.abc import Mapping
 
 from torch import Tensor
 
-MMDET_PREFIXES = ('backbone.', 'neck.', 'rpn_head.', 'roi_head.')
+from instseg.checkpoint.convert.backbones import convert_convnext_official, convert_swin_official
+from instseg.checkpoint.detect import detect_backbone_format
+
 _BACKBONE = 'backbone.'
-
-
-def is_mmdet_detector(state: Mapping[str, Tensor]) -> bool:
-    """Whether ``state`` has mmdetection's top-level module names."""
-    return any(key.startswith(MMDET_PREFIXES) for key in state)
+_CONVERTERS = {
+    'swin_official': convert_swin_official,
+    'convnext_official': convert_convnext_official,
+}
 
 
 def convert_mmdet(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """An mmdetection 2.x / 3.x detector state dict -> instseg keys (a new dict).
 
     Only an official-Swin or official-ConvNeXt backbone is renamed (by
-    :mod:`instseg.checkpoint.convert.backbones`); every other key is already instseg's.
+    :mod:`.backbones`); every other key is already instseg's.
     """
-    from instseg.checkpoint.convert.backbones import (
-        convert_convnext_official,
-        convert_swin_official,
-        detect_backbone_format,
-    )
-
-    converters = {
-        'swin_official': convert_swin_official,
-        'convnext_official': convert_convnext_official,
-    }
     out = dict(state)
     backbone = {k[len(_BACKBONE) :]: v for k, v in out.items() if k.startswith(_BACKBONE)}
-    convert = converters.get(detect_backbone_format(backbone)) if backbone else None
+    convert = _CONVERTERS.get(detect_backbone_format(backbone)) if backbone else None
     if convert is None:
         return out
     out = {k: v for k, v in out.items() if not k.startswith(_BACKBONE)}

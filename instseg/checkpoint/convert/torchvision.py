@@ -67,13 +67,6 @@ _CLASS_ROWS = (
     ('roi_head.mask_head.conv_logits.', 1, False),
 )
 
-TORCHVISION_PREFIXES = ('backbone.body.', 'backbone.fpn.', 'rpn.head.', 'roi_heads.')
-
-
-def is_torchvision_detector(state: Mapping[str, Tensor]) -> bool:
-    """Whether ``state`` has torchvision's ``GeneralizedRCNN`` key names."""
-    return any(key.startswith(TORCHVISION_PREFIXES) for key in state)
-
 
 def torchvision_num_classes(state: Mapping[str, Tensor]) -> int | None:
     """Number of foreground classes of a torchvision detector state (outputs minus background)."""

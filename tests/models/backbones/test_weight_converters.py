@@ -21,8 +21,8 @@ from instseg.checkpoint.convert.backbones import (
     convert_for_backbone,
     convert_swin_official,
     convert_timm,
-    detect_backbone_format,
 )
+from instseg.checkpoint.detect import detect_backbone_format
 from instseg.models.backbones import ConvNeXt, ResNet, SwinTransformer
 from instseg.models.backbones.swin_layers import PatchMerging
 

@@ -19,9 +19,9 @@ from instseg.checkpoint.convert import (
     convert_checkpoint,
     convert_mmdet,
     convert_torchvision_maskrcnn,
-    detect_format,
 )
 from instseg.checkpoint.convert.conventions import COCO_CATEGORY_IDS
+from instseg.checkpoint.detect import detect_format
 from instseg.checkpoint.load import load_detector_state
 from instseg.registry import MODELS
 
