@@ -110,7 +110,7 @@ def test_convert_timm_for_each_backbone_kind() -> None:
 
 def test_convert_for_backbone_rejects_foreign_layouts_with_examples() -> None:
     state = {'visual.conv1.weight': torch.zeros(1), 'visual.ln_pre.weight': torch.zeros(1)}
-    with pytest.raises(ValueError, match=r'clip\.pt: an unknown layout .* visual\.conv1\.weight'):
+    with pytest.raises(ValueError, match=r'clip\.pt: an unknown layout .*visual\.conv1\.weight'):
         convert_for_backbone(state, ResNet(18), source='clip.pt')
     swin_state = timm_swin().state_dict()
     with pytest.raises(ValueError, match="layout 'swin_timm' does not fit a ConvNeXt"):
