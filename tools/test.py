@@ -10,7 +10,7 @@ from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.model import BaseTTAModel, is_model_wrapper
 
 from instseg.apis.inference import check_checkpoint_fits
-from instseg.checkpoint import TRUST_ENV, load_checkpoint_file
+from instseg.checkpoint import TRUST_ENV, load_checkpoint_file, locate_weights
 from instseg.checkpoint.load import convert_for_model
 from instseg.engine import Runner
 from instseg.engine.config import load_config
@@ -189,14 +189,16 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.trust_checkpoint:
         os.environ[TRUST_ENV] = '1'
-    if not osp.isfile(args.checkpoint):
+    # A URL (load_from of mmdetection's configs) names a file on disk; nothing is downloaded.
+    checkpoint_file = locate_weights(args.checkpoint)
+    if not osp.isfile(checkpoint_file):
         raise FileNotFoundError(f'Checkpoint {args.checkpoint} does not exist')
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     configure(cfg, args)
     runner = Runner.from_cfg(cfg)
     # Fail with the differing weights named, rather than test a half-loaded model.
     detector = _detector(runner.model)
-    loaded = load_checkpoint_file(args.checkpoint, map_location='cpu')
+    loaded = load_checkpoint_file(checkpoint_file, map_location='cpu')
     state, _ = convert_for_model(detector, loaded, args.checkpoint)  # torchvision, mmdet 2.x, ...
     check_checkpoint_fits(detector, state, args.checkpoint, args.config)
     del state

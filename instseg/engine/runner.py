@@ -20,12 +20,15 @@ from mmengine.runner import Runner as MMEngineRunner
 from torch import nn
 
 from instseg.checkpoint import (
+    MissingWeightsError,
     latest_checkpoint,
     load_detector_state,
     read_checkpoint,
     remove_stale_temp_files,
     save_atomically,
 )
+from instseg.checkpoint.locate import missing_weights
+from instseg.checkpoint.pretrained import pretrained_checkpoints
 from instseg.registry import RUNNERS
 
 # Hooks every run gets in addition to mmengine's defaults; a config removes one by setting it to
@@ -254,6 +257,7 @@ class Runner(MMEngineRunner):
                 'a new run there would overwrite them. Continue that run with --resume, or start '
                 'the new one in another --work-dir.'
             )
+        self.check_weights_on_disk(pretrained=True)
         warning = None if self._resume else untrained_frozen_backbone(self.model, self._load_from)
         if warning:
             self.logger.warning(warning)
@@ -269,6 +273,30 @@ class Runner(MMEngineRunner):
         if classes:
             check_num_classes(self.model, len(classes), type(dataset).__name__)
         return loop
+
+    def val(self) -> dict:
+        """mmengine's ``val``, after :meth:`check_weights_on_disk` (``load_from`` only)."""
+        self.check_weights_on_disk(pretrained=False)
+        return super().val()
+
+    def test(self) -> dict:
+        """mmengine's ``test``, after :meth:`check_weights_on_disk` (``load_from`` only)."""
+        self.check_weights_on_disk(pretrained=False)
+        return super().test()
+
+    def check_weights_on_disk(self, pretrained: bool) -> None:
+        """Raise MissingWeightsError, before any dataset is built, naming every weights file the
+        run would read and cannot find: ``load_from`` and, for training (``pretrained``), each
+        ``init_cfg=dict(type='Pretrained')`` (paths, or URLs looked up on disk)."""
+        names = pretrained_checkpoints(self.model) if pretrained else []
+        if self._load_from:
+            names.append(str(self._load_from))
+        problems = missing_weights(names)
+        if problems:
+            raise MissingWeightsError(
+                'Weights this run needs are missing (checked before building the datasets):\n  '
+                + '\n  '.join(problems)
+            )
 
     def load_or_resume(self) -> None:
         """mmengine's, with auto-resume using :func:`latest_checkpoint`."""

@@ -124,7 +124,7 @@ def test_model_matches_native(pair) -> None:
         assert translated['model']['backbone'].pop('init_cfg') == dict(
             type='Pretrained', checkpoint='torchvision://resnet50'
         )
-        assert native['model']['backbone'].pop('init_cfg') is None
+        assert native['model']['backbone'].pop('init_cfg', None) is None
     assert resolved(translated['model']) == resolved(native['model'])
 
 

@@ -18,7 +18,8 @@ model = dict(
         norm_cfg=dict(type='BN', requires_grad=True),
         norm_eval=True,
         style='pytorch',
-        init_cfg=None,  # e.g. dict(type='Pretrained', checkpoint='path/to/resnet50.pth')
+        # From scratch. For ImageNet weights, a child config sets init_cfg=dict(type='Pretrained',
+        # checkpoint='torchvision://resnet50'); no init_cfg=None (a dict cannot merge into None)
     ),
     neck=dict(type='FPN', in_channels=[256, 512, 1024, 2048], out_channels=256, num_outs=5),
     rpn_head=dict(
