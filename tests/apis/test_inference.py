@@ -87,7 +87,8 @@ def test_path_array_and_list_give_the_same_predictions(setup, model) -> None:
     )
     single = inference_detector(model, setup['images'][1])
     assert isinstance(batch, list) and len(batch) == 2
-    torch.testing.assert_close(batch[0].pred_instances.bboxes, pred.bboxes)
+    # a padded batch of two sums in another order than one image: pixel coordinates agree to 1e-4
+    torch.testing.assert_close(batch[0].pred_instances.bboxes, pred.bboxes, atol=1e-4, rtol=1e-5)
     torch.testing.assert_close(batch[1].pred_instances.scores, single.pred_instances.scores)
 
 

@@ -26,7 +26,7 @@ def _benchmark(*argv: str) -> tuple[dict, str]:
 def test_every_subcommand_has_a_module_with_the_contract() -> None:
     tool = load_tool('analysis_tools/benchmark.py')
     assert set(tool.SUBCOMMANDS) == {'inference', 'vs-torchvision', 'cascade', 'data', 'memory',
-                                     'assigner', 'coco-eval'}  # fmt: skip
+                                     'assigner', 'coco-eval', 'yolact'}  # fmt: skip
     for name in tool.SUBCOMMANDS:
         module = tool.subcommand_module(name)
         assert callable(module.add_arguments) and callable(module.run), name
