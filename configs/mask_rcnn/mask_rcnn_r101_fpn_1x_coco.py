@@ -7,7 +7,7 @@ model = dict(
     backbone=dict(
         depth=101,
         init_cfg=dict(
-            _delete_=True, type='Pretrained', checkpoint='checkpoints/resnet101-63fe2227.pth'
+            type='Pretrained', checkpoint='checkpoints/resnet101-63fe2227.pth'
         ),
     )
 )

@@ -11,7 +11,7 @@ model = dict(
         groups=32,
         base_width=4,
         init_cfg=dict(
-            _delete_=True, type='Pretrained', checkpoint='checkpoints/resnext101_32x4d-a5af3160.pth'
+            type='Pretrained', checkpoint='checkpoints/resnext101_32x4d-a5af3160.pth'
         ),
     )
 )

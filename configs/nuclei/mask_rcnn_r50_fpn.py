@@ -13,7 +13,7 @@ num_classes = 1
 model = dict(
     backbone=dict(
         init_cfg=dict(
-            _delete_=True, type='Pretrained', checkpoint='checkpoints/resnet50-0676ba61.pth'
+            type='Pretrained', checkpoint='checkpoints/resnet50-0676ba61.pth'
         )
     ),
     # The median nucleus is ~19 px across: the smallest anchors are 16 px (32 px ones overlap it
