@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import pycocotools.mask as mask_util
 import torch
 from torch import Tensor
+
+from instseg.structures.masks.conversions import window_to_rle
 
 IndexLike = int | slice | Sequence[int] | np.ndarray | Tensor
 
@@ -192,27 +193,7 @@ class PredictedMasks:
 
     def _encode(self, i: int) -> dict:
         patch, x0, y0 = self.window(i)
-        height, width = self.height, self.width
-        # Column-major runs of the window: pad each column with False above and below, and
-        # find where the padded columns switch on and off.
-        columns = np.zeros((patch.shape[1], patch.shape[0] + 2), dtype=np.int8)
-        columns[:, 1:-1] = patch.T
-        cols, rows = np.nonzero(np.diff(columns, axis=1))
-        if len(cols) == 0:
-            counts = [height * width]
-        else:
-            edges = (x0 + cols.astype(np.int64)) * height + y0 + rows
-            starts, ends = edges[0::2], edges[1::2]
-            # A run ending at the canvas bottom continues at the next column's top.
-            joined = starts[1:] == ends[:-1]
-            starts = starts[np.concatenate([[True], ~joined])]
-            ends = ends[np.concatenate([~joined, [True]])]
-            bounds = np.stack([starts, ends], axis=1).reshape(-1)
-            counts = np.diff(np.concatenate([[0], bounds, [height * width]]))
-            if counts[-1] == 0:
-                counts = counts[:-1]
-            counts = counts.tolist()
-        return mask_util.frPyObjects({'size': [height, width], 'counts': counts}, height, width)
+        return window_to_rle(patch, y0, x0, self.height, self.width)
 
     # ---------------------------------------------------------------------------- geometry
     def flip(self, direction: str) -> PredictedMasks:
