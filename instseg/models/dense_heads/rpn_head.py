@@ -11,7 +11,12 @@ from torch import Tensor, nn
 from torchvision.ops import batched_nms
 
 from instseg.models.layers import ConvModule
-from instseg.registry import MODELS, TASK_UTILS
+from instseg.models.task_modules.anchor_matching import (
+    build_anchor_parts,
+    grid_anchors,
+    match_anchors,
+)
+from instseg.registry import MODELS
 from instseg.structures.det_data_sample import SampleList
 
 
@@ -51,13 +56,9 @@ class RPNHead(BaseModule):
             )
         if not loss_cls.get('use_sigmoid', False):
             raise ValueError('RPNHead needs a sigmoid classification loss (use_sigmoid=True)')
-        self.train_cfg = train_cfg
-        self.test_cfg = test_cfg
-        self.prior_generator = TASK_UTILS.build(anchor_generator)
-        self.bbox_coder = TASK_UTILS.build(bbox_coder)
-        self.loss_cls = MODELS.build(loss_cls)
-        self.loss_bbox = MODELS.build(loss_bbox)
-        num_anchors = self.prior_generator.num_base_priors[0]
+        num_anchors = build_anchor_parts(
+            self, anchor_generator, bbox_coder, (loss_cls, loss_bbox), train_cfg, test_cfg
+        )
         if num_convs < 1:
             raise ValueError(f'RPNHead num_convs must be at least 1, got {num_convs}')
         if num_convs == 1:
@@ -69,9 +70,6 @@ class RPNHead(BaseModule):
             )
         self.rpn_cls = nn.Conv2d(feat_channels, num_anchors, 1)
         self.rpn_reg = nn.Conv2d(feat_channels, num_anchors * 4, 1)
-        if train_cfg is not None:
-            self.assigner = TASK_UTILS.build(train_cfg['assigner'])
-            self.sampler = TASK_UTILS.build(train_cfg['sampler'])
 
     def forward(self, x: tuple[Tensor, ...]) -> tuple[list[Tensor], list[Tensor]]:
         """Per level: objectness [B, A, H, W] and deltas [B, 4A, H, W]."""
@@ -91,10 +89,6 @@ class RPNHead(BaseModule):
         flat_deltas = [d.permute(0, 2, 3, 1).reshape(d.size(0), -1, 4) for d in deltas]
         return flat_scores, flat_deltas
 
-    def _anchors(self, scores: list[Tensor]) -> list[Tensor]:
-        sizes = [tuple(s.shape[-2:]) for s in scores]
-        return self.prior_generator.grid_priors(sizes, dtype=torch.float32, device=scores[0].device)
-
     # ----------------------------------------------------------------------------- training
     def loss_and_predict(
         self, x: tuple[Tensor, ...], batch_data_samples: SampleList, proposal_cfg: ConfigDict | dict
@@ -113,7 +107,7 @@ class RPNHead(BaseModule):
         self, scores: list[Tensor], deltas: list[Tensor], batch_data_samples: SampleList
     ) -> dict[str, Tensor]:
         """Binary objectness and L1 delta losses over sampled anchors of the whole batch."""
-        anchors = torch.cat(self._anchors(scores))
+        anchors = torch.cat(grid_anchors(self.prior_generator, scores))
         sizes = [tuple(s.shape[-2:]) for s in scores]
         flat_scores, flat_deltas = self._flatten(scores, deltas)
         all_scores = torch.cat(flat_scores, dim=1)
@@ -123,31 +117,12 @@ class RPNHead(BaseModule):
         cls_targets, cls_weights, reg_targets, reg_weights = [], [], [], []
         avg_factor = 0
         for sample in batch_data_samples:
-            meta = sample.metainfo
-            pad_shape = meta.get('pad_shape', meta.get('batch_input_shape', meta['img_shape']))
-            valid = torch.cat(
-                self.prior_generator.valid_flags(sizes, pad_shape[:2], device=anchors.device)
-            )
-            if allowed_border >= 0:
-                h, w = meta['img_shape'][:2]
-                valid &= (
-                    (anchors[:, 0] >= -allowed_border)
-                    & (anchors[:, 1] >= -allowed_border)
-                    & (anchors[:, 2] < w + allowed_border)
-                    & (anchors[:, 3] < h + allowed_border)
-                )
-            inds = torch.nonzero(valid, as_tuple=True)[0]
-            gt = sample.gt_instances
-            ignored = sample.get('ignored_instances', None)
-            ignore_boxes = ignored.bboxes if ignored is not None and len(ignored) > 0 else None
-            assign = self.assigner.assign(anchors[inds], gt.bboxes, gt.labels, ignore_boxes)
-            res = self.sampler.sample(assign, anchors[inds], gt.bboxes, gt.labels)
+            pos, neg, res = match_anchors(self, anchors, sizes, sample, allowed_border)
             num_anchors = anchors.size(0)
             objectness = anchors.new_zeros(num_anchors)
             objectness_weights = anchors.new_zeros(num_anchors)
             deltas_target = anchors.new_zeros((num_anchors, 4))
             deltas_weights = anchors.new_zeros((num_anchors, 4))
-            pos, neg = inds[res.pos_inds], inds[res.neg_inds]
             objectness[pos] = 1.0
             objectness_weights[pos] = 1.0
             objectness_weights[neg] = 1.0
@@ -190,7 +165,7 @@ class RPNHead(BaseModule):
     ) -> list[InstanceData]:
         """Top ``nms_pre`` anchors per level, decode, drop tiny boxes, NMS per level, keep
         ``max_per_img``."""
-        anchors = self._anchors(scores)
+        anchors = grid_anchors(self.prior_generator, scores)
         flat_scores, flat_deltas = self._flatten(scores, deltas)
         nms_pre = cfg.get('nms_pre', -1)
         per_level = []

@@ -9,7 +9,12 @@ from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from instseg.models.layers import ConvModule, fast_nms
-from instseg.registry import MODELS, TASK_UTILS
+from instseg.models.task_modules.anchor_matching import (
+    build_anchor_parts,
+    grid_anchors,
+    match_anchors,
+)
+from instseg.registry import MODELS
 from instseg.structures.det_data_sample import SampleList
 
 _TRAIN_KEYS = {'assigner', 'sampler', 'neg_pos_ratio', 'allowed_border', 'pos_weight', 'debug'}
@@ -85,13 +90,9 @@ class YOLACTHead(BaseModule):
         self.num_classes = num_classes
         self.num_protos = num_protos
         self.use_ohem = use_ohem
-        self.train_cfg = train_cfg
-        self.test_cfg = test_cfg
-        self.prior_generator = TASK_UTILS.build(anchor_generator)
-        self.bbox_coder = TASK_UTILS.build(bbox_coder)
-        self.loss_cls = MODELS.build(loss_cls)
-        self.loss_bbox = MODELS.build(loss_bbox)
-        num_anchors = self.prior_generator.num_base_priors[0]
+        num_anchors = build_anchor_parts(
+            self, anchor_generator, bbox_coder, (loss_cls, loss_bbox), train_cfg, test_cfg
+        )
         self.num_base_priors = num_anchors
         self.head_convs = nn.ModuleList(
             ConvModule(
@@ -108,9 +109,6 @@ class YOLACTHead(BaseModule):
         self.conv_cls = nn.Conv2d(head_out, num_anchors * (num_classes + 1), 3, padding=1)
         self.conv_reg = nn.Conv2d(head_out, num_anchors * 4, 3, padding=1)
         self.conv_coeff = nn.Conv2d(head_out, num_anchors * num_protos, 3, padding=1)
-        if train_cfg is not None:
-            self.assigner = TASK_UTILS.build(train_cfg['assigner'])
-            self.sampler = TASK_UTILS.build(train_cfg['sampler'])
 
     def forward(self, x: tuple[Tensor, ...]) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
         """Per level: class logits [B, A(C+1), H, W], deltas [B, 4A, H, W], coefficients
@@ -130,10 +128,6 @@ class YOLACTHead(BaseModule):
             [m.permute(0, 2, 3, 1).reshape(m.size(0), -1, channels) for m in maps], dim=1
         )
 
-    def _anchors(self, maps: list[Tensor]) -> list[Tensor]:
-        sizes = [tuple(m.shape[-2:]) for m in maps]
-        return self.prior_generator.grid_priors(sizes, dtype=torch.float32, device=maps[0].device)
-
     # ----------------------------------------------------------------------------- training
     def loss(
         self, x: tuple[Tensor, ...], batch_data_samples: SampleList
@@ -151,7 +145,7 @@ class YOLACTHead(BaseModule):
     ) -> tuple[dict[str, Tensor], list[InstanceData]]:
         """OHEM softmax loss and SmoothL1 delta loss, both divided by the batch's positives."""
         cfg = self.train_cfg
-        anchors = torch.cat(self._anchors(cls_scores))
+        anchors = torch.cat(grid_anchors(self.prior_generator, cls_scores))
         sizes = [tuple(s.shape[-2:]) for s in cls_scores]
         all_scores = self._flatten(cls_scores, self.num_classes + 1)
         all_deltas = self._flatten(bbox_preds, 4)
@@ -162,26 +156,7 @@ class YOLACTHead(BaseModule):
 
         cls_losses, pos_deltas, pos_targets, positive_infos = [], [], [], []
         for i, sample in enumerate(batch_data_samples):
-            meta = sample.metainfo
-            pad_shape = meta.get('pad_shape', meta.get('batch_input_shape', meta['img_shape']))
-            valid = torch.cat(
-                self.prior_generator.valid_flags(sizes, pad_shape[:2], device=anchors.device)
-            )
-            if allowed_border >= 0:
-                h, w = meta['img_shape'][:2]
-                valid &= (
-                    (anchors[:, 0] >= -allowed_border)
-                    & (anchors[:, 1] >= -allowed_border)
-                    & (anchors[:, 2] < w + allowed_border)
-                    & (anchors[:, 3] < h + allowed_border)
-                )
-            inds = torch.nonzero(valid, as_tuple=True)[0]
-            gt = sample.gt_instances
-            ignored = sample.get('ignored_instances', None)
-            ignore_boxes = ignored.bboxes if ignored is not None and len(ignored) > 0 else None
-            assign = self.assigner.assign(anchors[inds], gt.bboxes, gt.labels, ignore_boxes)
-            res = self.sampler.sample(assign, anchors[inds], gt.bboxes, gt.labels)
-            pos, neg = inds[res.pos_inds], inds[res.neg_inds]
+            pos, neg, res = match_anchors(self, anchors, sizes, sample, allowed_border)
 
             loss_pos = self.loss_cls(
                 all_scores[i, pos], res.pos_gt_labels, reduction_override='none'
@@ -239,7 +214,7 @@ class YOLACTHead(BaseModule):
         cfg = self.test_cfg
         nms_pre = cfg.get('nms_pre', -1)
         min_size = cfg.get('min_bbox_size', 0)
-        anchors = self._anchors(cls_scores)
+        anchors = grid_anchors(self.prior_generator, cls_scores)
         results = []
         for i, meta in enumerate(metas):
             scores, deltas, coeffs, priors = [], [], [], []

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import copy
-
 from mmengine.config import ConfigDict
 from mmengine.model import BaseModel
 from torch import Tensor
 
+from instseg.models.detectors.base import (
+    build_backbone_and_neck,
+    build_data_preprocessor,
+    build_head,
+    extract_features,
+    run_mode,
+)
 from instseg.registry import MODELS
 from instseg.structures.det_data_sample import SampleList
 
@@ -34,25 +39,14 @@ class SingleStageInstanceSegmentor(BaseModel):
         data_preprocessor: dict | None = None,
         init_cfg: dict | None = None,
     ) -> None:
-        if isinstance(data_preprocessor, dict):
-            # Built from instseg's registry so it resolves without a default scope being set.
-            data_preprocessor = MODELS.build(data_preprocessor)
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        super().__init__(
+            data_preprocessor=build_data_preprocessor(data_preprocessor), init_cfg=init_cfg
+        )
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
-        self.backbone = MODELS.build(backbone)
-        self.neck = None
-        if neck is not None:
-            neck = copy.deepcopy(neck)
-            if neck.get('in_channels') is None:
-                neck['in_channels'] = list(self.backbone.out_channels)
-            self.neck = MODELS.build(neck)
-        bbox_head = copy.deepcopy(bbox_head)
-        bbox_head.update(train_cfg=train_cfg, test_cfg=test_cfg)
-        self.bbox_head = MODELS.build(bbox_head)
-        mask_head = copy.deepcopy(mask_head)
-        mask_head.update(train_cfg=train_cfg, test_cfg=test_cfg)
-        self.mask_head = MODELS.build(mask_head)
+        self.backbone, self.neck = build_backbone_and_neck(backbone, neck)
+        self.bbox_head = build_head(bbox_head, train_cfg, test_cfg)
+        self.mask_head = build_head(mask_head, train_cfg, test_cfg)
         if self.bbox_head.num_classes != self.mask_head.num_classes:
             raise ValueError(
                 f'bbox_head.num_classes ({self.bbox_head.num_classes}) and mask_head.num_classes '
@@ -61,18 +55,11 @@ class SingleStageInstanceSegmentor(BaseModel):
 
     def extract_feat(self, inputs: Tensor) -> tuple[Tensor, ...]:
         """Images [B, 3, H, W] -> multi-level features, finest first."""
-        x = self.backbone(inputs)
-        return self.neck(x) if self.neck is not None else x
+        return extract_features(self, inputs)
 
     def forward(self, inputs: Tensor, data_samples: SampleList | None = None, mode: str = 'tensor'):
         """mmengine entry point: ``mode`` is 'loss', 'predict' or 'tensor'."""
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        if mode == 'tensor':
-            return self._forward(inputs, data_samples)
-        raise ValueError(f"Invalid mode {mode!r}; use 'loss', 'predict' or 'tensor'")
+        return run_mode(self, inputs, data_samples, mode)
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict[str, Tensor]:
         """Images and ground truth -> named losses (box head and mask head)."""

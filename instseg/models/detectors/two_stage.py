@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import copy
-
 from mmengine.config import ConfigDict
 from mmengine.model import BaseModel
 from torch import Tensor
 
+from instseg.models.detectors.base import (
+    build_backbone_and_neck,
+    build_data_preprocessor,
+    build_head,
+    extract_features,
+    run_mode,
+)
 from instseg.registry import MODELS
 from instseg.structures.det_data_sample import SampleList
 
@@ -32,46 +37,27 @@ class TwoStageDetector(BaseModel):
         data_preprocessor: dict | None = None,
         init_cfg: dict | None = None,
     ) -> None:
-        if isinstance(data_preprocessor, dict):
-            # Built from instseg's registry so it resolves without a default scope being set.
-            data_preprocessor = MODELS.build(data_preprocessor)
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        super().__init__(
+            data_preprocessor=build_data_preprocessor(data_preprocessor), init_cfg=init_cfg
+        )
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
-        self.backbone = MODELS.build(backbone)
-        self.neck = None
-        if neck is not None:
-            neck = copy.deepcopy(neck)
-            if neck.get('in_channels') is None:
-                neck['in_channels'] = list(self.backbone.out_channels)
-            self.neck = MODELS.build(neck)
-        rpn_head = copy.deepcopy(rpn_head)
-        rpn_head.update(
-            train_cfg=train_cfg['rpn'] if train_cfg is not None else None,
-            test_cfg=test_cfg['rpn'] if test_cfg is not None else None,
-        )
-        self.rpn_head = MODELS.build(rpn_head)
-        roi_head = copy.deepcopy(roi_head)
-        roi_head.update(
-            train_cfg=train_cfg['rcnn'] if train_cfg is not None else None,
-            test_cfg=test_cfg['rcnn'] if test_cfg is not None else None,
-        )
-        self.roi_head = MODELS.build(roi_head)
+        self.backbone, self.neck = build_backbone_and_neck(backbone, neck)
+        sections = [
+            (cfg['rpn'], cfg['rcnn']) if cfg is not None else (None, None)
+            for cfg in (train_cfg, test_cfg)
+        ]
+        (rpn_train, rcnn_train), (rpn_test, rcnn_test) = sections
+        self.rpn_head = build_head(rpn_head, rpn_train, rpn_test)
+        self.roi_head = build_head(roi_head, rcnn_train, rcnn_test)
 
     def extract_feat(self, inputs: Tensor) -> tuple[Tensor, ...]:
         """Images [B, 3, H, W] -> multi-level features, finest first."""
-        x = self.backbone(inputs)
-        return self.neck(x) if self.neck is not None else x
+        return extract_features(self, inputs)
 
     def forward(self, inputs: Tensor, data_samples: SampleList | None = None, mode: str = 'tensor'):
         """mmengine entry point: ``mode`` is 'loss', 'predict' or 'tensor'."""
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        if mode == 'tensor':
-            return self._forward(inputs, data_samples)
-        raise ValueError(f"Invalid mode {mode!r}; use 'loss', 'predict' or 'tensor'")
+        return run_mode(self, inputs, data_samples, mode)
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict[str, Tensor]:
         """Images and ground truth -> named losses (RPN and RoI heads)."""

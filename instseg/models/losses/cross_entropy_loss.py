@@ -6,64 +6,44 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from instseg.registry import MODELS
 
-from .utils import check_reduction, pick_reduction, weight_reduce_loss
+from .utils import WeightedLoss, weight_reduce_loss
 
 _NAME = 'CrossEntropyLoss'
 # F.cross_entropy's own default, used when no ignore_index is configured.
 _NO_IGNORE = -100
 
 
-def cross_entropy(
-    pred: Tensor,
-    label: Tensor,
-    weight: Tensor | None = None,
-    reduction: str = 'mean',
-    avg_factor: float | Tensor | None = None,
-    class_weight: Tensor | None = None,
-    ignore_index: int | None = None,
-    avg_non_ignore: bool = False,
+def softmax_cross_entropy(
+    pred: Tensor, label: Tensor, class_weight: Tensor | None, ignore_index: int
 ) -> Tensor:
-    """Softmax cross-entropy of logits ``pred [N, C + 1]`` against int ``label [N]``.
-
-    ``class_weight [C + 1]`` scales each sample's loss by its label's weight; ignored labels give 0.
-    Without ``avg_non_ignore`` the mean runs over all ``N`` samples (ignored ones included).
-    """
-    ignore_index = _NO_IGNORE if ignore_index is None else ignore_index
+    """Per-sample softmax cross-entropy ``[N]`` (fp32) of logits ``pred [N, C + 1]`` against int
+    ``label [N]``; ``class_weight [C + 1]`` scales each sample by its label's weight, ignored
+    labels give 0."""
     if pred.shape[0] != label.shape[0] or label.is_floating_point():
         raise ValueError(
             f'{_NAME}: softmax mode needs int labels [N] for logits [N, C + 1], got '
             f'pred {tuple(pred.shape)} and label {tuple(label.shape)} {label.dtype}'
         )
-    loss = F.cross_entropy(
+    return F.cross_entropy(
         pred.float(), label.long(), weight=class_weight, reduction='none', ignore_index=ignore_index
     )
-    if avg_factor is None and avg_non_ignore and reduction == 'mean':
-        avg_factor = (label != ignore_index).sum()
-    return weight_reduce_loss(loss, weight, reduction, avg_factor, _NAME)
 
 
-def binary_cross_entropy(
-    pred: Tensor,
-    label: Tensor,
-    weight: Tensor | None = None,
-    reduction: str = 'mean',
-    avg_factor: float | Tensor | None = None,
-    class_weight: Tensor | None = None,
-    ignore_index: int | None = None,
-    avg_non_ignore: bool = False,
-) -> Tensor:
-    """Sigmoid binary cross-entropy of logits ``pred``.
+def sigmoid_cross_entropy(
+    pred: Tensor, label: Tensor, class_weight: Tensor | None, ignore_index: int
+) -> tuple[Tensor, Tensor]:
+    """Element-wise sigmoid binary cross-entropy (fp32) of logits ``pred``, with entries whose
+    label is negative or ``ignore_index`` set to 0, and the float mask of the kept entries.
 
     ``label`` has the shape of ``pred`` (targets in [0, 1], e.g. RPN logits ``[N]`` with 0/1
     targets), or is int ``[N]`` for ``pred [N, C]``: class ``c`` becomes a one-hot row and the label
-    ``C`` (background) an all-zero row. Entries whose label is negative or ``ignore_index`` get
-    weight 0. ``class_weight [C]`` is the positive-class weight of each column.
+    ``C`` (background) an all-zero row. ``class_weight [C]`` is the positive-class weight of each
+    column.
     """
-    ignore_index = _NO_IGNORE if ignore_index is None else ignore_index
     if pred.ndim == label.ndim + 1 and pred.shape[:-1] == label.shape:
         if label.is_floating_point():
             raise ValueError(
@@ -85,27 +65,18 @@ def binary_cross_entropy(
             f'{tuple(label.shape)}'
         )
     valid = valid.float()
-    if avg_factor is None and avg_non_ignore and reduction == 'mean':
-        avg_factor = valid.sum()
     loss = F.binary_cross_entropy_with_logits(
         pred.float(), target.float(), reduction='none', pos_weight=class_weight
     )
-    loss = weight_reduce_loss(loss, valid, 'none', None, _NAME)
-    return weight_reduce_loss(loss, weight, reduction, avg_factor, _NAME)
+    return weight_reduce_loss(loss, valid, 'none', None, _NAME), valid
 
 
-def mask_cross_entropy(
-    pred: Tensor,
-    target: Tensor,
-    label: Tensor,
-    weight: Tensor | None = None,
-    reduction: str = 'mean',
-    avg_factor: float | Tensor | None = None,
-) -> Tensor:
-    """Binary cross-entropy of mask logits ``pred [N, C, h, w]`` against ``target [N, h, w]``.
+def mask_cross_entropy(pred: Tensor, target: Tensor, label: Tensor | None) -> Tensor:
+    """Per-pixel binary cross-entropy ``[N, h, w]`` (fp32) of mask logits ``pred [N, C, h, w]``
+    against ``target [N, h, w]``.
 
     ``label [N]`` picks each RoI's class channel; with ``C == 1`` (class-agnostic masks) channel 0
-    is used. The default mean runs over all pixels of all RoIs.
+    is used.
     """
     if pred.ndim != 4 or target.shape != (pred.shape[0], *pred.shape[2:]):
         raise ValueError(
@@ -122,19 +93,18 @@ def mask_cross_entropy(
         pred_slice = pred[:, 0]
     else:
         pred_slice = pred[torch.arange(pred.shape[0], device=pred.device), label.long()]
-    loss = F.binary_cross_entropy_with_logits(pred_slice.float(), target.float(), reduction='none')
-    return weight_reduce_loss(loss, weight, reduction, avg_factor, _NAME)
+    return F.binary_cross_entropy_with_logits(pred_slice.float(), target.float(), reduction='none')
 
 
 @MODELS.register_module()
-class CrossEntropyLoss(nn.Module):
+class CrossEntropyLoss(WeightedLoss):
     """Cross-entropy for classification (softmax or sigmoid) and for mask logits.
 
     ``forward(pred, target, weight=None, avg_factor=None, reduction_override=None, label=None)``
     returns ``loss_weight`` times the reduced loss, always in fp32:
 
     - softmax (default): ``pred [N, C + 1]`` logits, ``target [N]`` int labels;
-    - ``use_sigmoid``: see :func:`binary_cross_entropy`;
+    - ``use_sigmoid``: see :func:`sigmoid_cross_entropy`;
     - ``use_mask``: ``pred [N, C, h, w]``, ``target [N, h, w]``, ``label [N]``, see
       :func:`mask_cross_entropy`. As mmdetection's mask heads pass the labels as the third
       positional argument, an integer ``weight`` is taken as ``label`` when ``label`` is missing.
@@ -159,16 +129,14 @@ class CrossEntropyLoss(nn.Module):
         loss_weight: float = 1.0,
         avg_non_ignore: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(reduction, loss_weight)
         if use_sigmoid and use_mask:
             raise ValueError(f'{_NAME}: use_sigmoid and use_mask are exclusive')
         if use_mask and (class_weight is not None or ignore_index is not None):
             raise ValueError(f'{_NAME}: use_mask supports neither class_weight nor ignore_index')
         self.use_sigmoid = use_sigmoid
         self.use_mask = use_mask
-        self.reduction = check_reduction(reduction, _NAME)
         self.ignore_index = ignore_index
-        self.loss_weight = loss_weight
         self.avg_non_ignore = avg_non_ignore
         # Not persistent: checkpoints keep mmdetection's keys, and the buffer follows .to(device).
         self.register_buffer(
@@ -177,44 +145,21 @@ class CrossEntropyLoss(nn.Module):
             persistent=False,
         )
 
-    def forward(
-        self,
-        pred: Tensor,
-        target: Tensor,
-        weight: Tensor | None = None,
-        avg_factor: float | Tensor | None = None,
-        reduction_override: str | None = None,
-        label: Tensor | None = None,
-    ) -> Tensor:
-        """Weighted, reduced cross-entropy (fp32 scalar, or unreduced with ``'none'``)."""
-        reduction = pick_reduction(self.reduction, reduction_override, _NAME)
+    def elementwise(
+        self, pred: Tensor, target: Tensor, weight: Tensor | None, label: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """The unreduced cross-entropy of the configured mode, its weight, and (with
+        ``avg_non_ignore``) the number of non-ignored entries as the mean's divisor."""
+        ignore_index = _NO_IGNORE if self.ignore_index is None else self.ignore_index
         if self.use_mask:
             if label is None and weight is not None and not weight.is_floating_point():
                 label, weight = weight, None
-            loss = mask_cross_entropy(pred, target, label, weight, reduction, avg_factor)
-        elif self.use_sigmoid:
-            loss = binary_cross_entropy(
-                pred,
-                target,
-                weight,
-                reduction,
-                avg_factor,
-                self.class_weight,
-                self.ignore_index,
-                self.avg_non_ignore,
-            )
-        else:
-            loss = cross_entropy(
-                pred,
-                target,
-                weight,
-                reduction,
-                avg_factor,
-                self.class_weight,
-                self.ignore_index,
-                self.avg_non_ignore,
-            )
-        return self.loss_weight * loss
+            return mask_cross_entropy(pred, target, label), weight, None
+        if self.use_sigmoid:
+            loss, valid = sigmoid_cross_entropy(pred, target, self.class_weight, ignore_index)
+            return loss, weight, valid.sum() if self.avg_non_ignore else None
+        loss = softmax_cross_entropy(pred, target, self.class_weight, ignore_index)
+        return loss, weight, (target != ignore_index).sum() if self.avg_non_ignore else None
 
     def extra_repr(self) -> str:
         return (

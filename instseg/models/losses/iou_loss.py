@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
 from torchvision.ops import generalized_box_iou_loss
 
 from instseg.registry import MODELS
 
-from .utils import check_reduction, pick_reduction, weight_reduce_loss
+from .utils import WeightedLoss
 
 
 @MODELS.register_module()
-class GIoULoss(nn.Module):
+class GIoULoss(WeightedLoss):
     """``1 - GIoU(pred, target)`` per box pair, for decoded ``(x1, y1, x2, y2)`` boxes ``[N, 4]``.
 
     The loss is ``[N]``; a ``[N, 4]`` weight (as box heads produce) is averaged to ``[N]`` first.
-    Computed with :func:`torchvision.ops.generalized_box_iou_loss` in fp32.
+    Computed with :func:`torchvision.ops.generalized_box_iou_loss` in fp32 (a scalar, or ``[N]``
+    with ``'none'``).
 
     Args:
         eps: Added to denominators. Defaults to 1e-6.
@@ -26,21 +27,13 @@ class GIoULoss(nn.Module):
     def __init__(
         self, eps: float = 1e-6, reduction: str = 'mean', loss_weight: float = 1.0
     ) -> None:
-        super().__init__()
+        super().__init__(reduction, loss_weight)
         self.eps = eps
-        self.reduction = check_reduction(reduction, 'GIoULoss')
-        self.loss_weight = loss_weight
 
-    def forward(
-        self,
-        pred: Tensor,
-        target: Tensor,
-        weight: Tensor | None = None,
-        avg_factor: float | Tensor | None = None,
-        reduction_override: str | None = None,
-    ) -> Tensor:
-        """Weighted, reduced GIoU loss (fp32 scalar, or ``[N]`` with ``'none'``)."""
-        reduction = pick_reduction(self.reduction, reduction_override, 'GIoULoss')
+    def elementwise(
+        self, pred: Tensor, target: Tensor, weight: Tensor | None
+    ) -> tuple[Tensor, Tensor | None, None]:
+        """``1 - GIoU`` per box pair ``[N]`` in fp32, and the weight per box."""
         if pred.shape != target.shape or pred.shape[-1] != 4:
             raise ValueError(
                 f'GIoULoss: pred {tuple(pred.shape)} and target {tuple(target.shape)} '
@@ -51,9 +44,7 @@ class GIoULoss(nn.Module):
         loss = generalized_box_iou_loss(
             pred.float(), target.float(), reduction='none', eps=self.eps
         )
-        return self.loss_weight * weight_reduce_loss(
-            loss, weight, reduction, avg_factor, 'GIoULoss'
-        )
+        return loss, weight, None
 
     def extra_repr(self) -> str:
         return f'eps={self.eps}, reduction={self.reduction!r}, loss_weight={self.loss_weight}'

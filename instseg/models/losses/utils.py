@@ -1,4 +1,4 @@
-"""Weighting and reduction shared by every loss.
+"""Weighting and reduction shared by every loss, and :class:`WeightedLoss`, their base.
 
 Every loss computes an element-wise loss in fp32, then :func:`weight_reduce_loss`:
 
@@ -12,7 +12,7 @@ Every loss computes an element-wise loss in fp32, then :func:`weight_reduce_loss
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 REDUCTIONS = ('none', 'mean', 'sum')
 
@@ -68,3 +68,46 @@ def weight_reduce_loss(
         return loss.mean()
     # Same epsilon as mmdetection, so an avg_factor of 0 gives 0 instead of NaN.
     return loss.sum() / (avg_factor + torch.finfo(torch.float32).eps)
+
+
+class WeightedLoss(nn.Module):
+    """Base of instseg's losses: ``loss_weight`` times :func:`weight_reduce_loss` of the
+    element-wise loss that a subclass's ``elementwise`` computes.
+
+    ``forward(pred, target, weight=None, avg_factor=None, reduction_override=None, **extra)``
+    hands ``pred``, ``target``, ``weight`` and ``extra`` to ``elementwise``, which returns the
+    fp32 element-wise loss, the weight to apply to it, and the ``avg_factor`` to use for a
+    ``'mean'`` when the caller gives none (None: the plain mean).
+
+    Args:
+        reduction: ``'none'``, ``'mean'`` or ``'sum'``. Defaults to ``'mean'``.
+        loss_weight: Multiplier of the loss. Defaults to 1.0.
+    """
+
+    def __init__(self, reduction: str = 'mean', loss_weight: float = 1.0) -> None:
+        super().__init__()
+        self.reduction = check_reduction(reduction, type(self).__name__)
+        self.loss_weight = loss_weight
+
+    def elementwise(
+        self, pred: Tensor, target: Tensor, weight: Tensor | None, **extra: Tensor | None
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """(fp32 element-wise loss, its weight, default ``avg_factor`` of a mean)."""
+        raise NotImplementedError(f'{type(self).__name__} must define elementwise')
+
+    def forward(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        weight: Tensor | None = None,
+        avg_factor: float | Tensor | None = None,
+        reduction_override: str | None = None,
+        **extra: Tensor | None,
+    ) -> Tensor:
+        """Weighted, reduced loss: an fp32 scalar, or the element-wise loss with ``'none'``."""
+        name = type(self).__name__
+        reduction = pick_reduction(self.reduction, reduction_override, name)
+        loss, weight, mean_factor = self.elementwise(pred, target, weight, **extra)
+        if avg_factor is None and reduction == 'mean':
+            avg_factor = mean_factor
+        return self.loss_weight * weight_reduce_loss(loss, weight, reduction, avg_factor, name)

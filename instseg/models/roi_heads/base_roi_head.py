@@ -50,9 +50,10 @@ class BaseRoIHead(BaseModule):
     """The second stage's shared flow; subclasses build the branches.
 
     A subclass sets ``bbox_head``/``mask_head`` (``mask_head=None`` for boxes only) and
-    implements ``loss``, ``predict_bbox`` (proposals -> detections) and ``predict_mask_probs``
-    (detections -> mask probabilities of their labels); this class samples the proposals for
-    training and turns those into masks pasted at the image size for inference.
+    implements ``loss_by_proposals``, ``score_rois`` (RoIs -> class scores and deltas) and
+    ``predict_mask_probs`` (detections -> mask probabilities of their labels); this class samples
+    the proposals for training, decodes the scored RoIs into detections and turns those into
+    masks pasted at the image size for inference.
     """
 
     def __init__(
@@ -88,6 +89,22 @@ class BaseRoIHead(BaseModule):
             results.append(sampler.sample(assign, boxes, gt.bboxes, gt.labels))
         return results
 
+    def loss(
+        self,
+        x: tuple[Tensor, ...],
+        rpn_results_list: list[InstanceData],
+        batch_data_samples: SampleList,
+    ) -> dict[str, Tensor]:
+        """Named losses of one batch; ``rpn_results_list`` holds ``bboxes`` [Ni, 4] per image."""
+        proposals = [res.bboxes for res in rpn_results_list]
+        return self.loss_by_proposals(x, proposals, batch_data_samples)
+
+    @abstractmethod
+    def loss_by_proposals(
+        self, x: tuple[Tensor, ...], proposals: list[Tensor], batch_data_samples: SampleList
+    ) -> dict[str, Tensor]:
+        """Named losses from proposal boxes [Ni, 4] per image and the ground truth."""
+
     # ----------------------------------------------------------------------------- inference
     def predict(
         self,
@@ -104,16 +121,6 @@ class BaseRoIHead(BaseModule):
             results = self.predict_mask(x, metas, results, rescale)
         return results
 
-    @abstractmethod
-    def loss(
-        self,
-        x: tuple[Tensor, ...],
-        rpn_results_list: list[InstanceData],
-        batch_data_samples: SampleList,
-    ) -> dict[str, Tensor]:
-        """Named losses of one batch; ``rpn_results_list`` holds ``bboxes`` [Ni, 4] per image."""
-
-    @abstractmethod
     def predict_bbox(
         self,
         x: tuple[Tensor, ...],
@@ -122,6 +129,21 @@ class BaseRoIHead(BaseModule):
         rescale: bool = True,
     ) -> list[InstanceData]:
         """Proposals [Ni, 4] per image -> detections (``bboxes``, ``scores``, ``labels``)."""
+        rois = bbox2roi(proposals)
+        if rois.size(0) == 0:
+            return [empty_detections(rois.device) for _ in metas]
+        counts = [len(p) for p in proposals]
+        bbox_head, rois, cls_score, bbox_pred = self.score_rois(x, rois, counts, metas)
+        return self.detections_per_image(
+            bbox_head, rois, cls_score, bbox_pred, counts, metas, rescale
+        )
+
+    @abstractmethod
+    def score_rois(
+        self, x: tuple[Tensor, ...], rois: Tensor, counts: list[int], metas: list[dict]
+    ) -> tuple[ConvFCBBoxHead, Tensor, Tensor, Tensor]:
+        """RoIs [K, 5] (``counts[i]`` of image ``i`` in turn) -> the box head that decodes them,
+        the RoIs it decodes, class scores [K, C + 1] and box deltas [K, 4 or 4C]."""
 
     @abstractmethod
     def predict_mask_probs(self, x: tuple[Tensor, ...], rois: Tensor, labels: Tensor) -> Tensor:

@@ -8,14 +8,13 @@ from collections.abc import Sequence
 import torch
 from mmengine.config import ConfigDict
 from mmengine.model import ModuleList
-from mmengine.structures import InstanceData
 from torch import Tensor
 
 from instseg.models.roi_heads.base_roi_head import (
     BaseRoIHead,
     check_num_classes,
-    empty_detections,
 )
+from instseg.models.roi_heads.bbox_heads import ConvFCBBoxHead
 from instseg.models.task_modules import SamplingResult
 from instseg.registry import MODELS, TASK_UTILS
 from instseg.structures import BaseInstanceMasks
@@ -120,11 +119,8 @@ class CascadeRoIHead(BaseRoIHead):
         return extractors[stage](x, rois)
 
     # ----------------------------------------------------------------------------- training
-    def loss(
-        self,
-        x: tuple[Tensor, ...],
-        rpn_results_list: list[InstanceData],
-        batch_data_samples: SampleList,
+    def loss_by_proposals(
+        self, x: tuple[Tensor, ...], proposals: list[Tensor], batch_data_samples: SampleList
     ) -> dict[str, Tensor]:
         """Weighted per-stage losses (``s0.loss_cls``, ...) from proposals ``bboxes`` [Ni, 4]."""
         if not self.bbox_sampler:
@@ -132,7 +128,6 @@ class CascadeRoIHead(BaseRoIHead):
         metas = [sample.metainfo for sample in batch_data_samples]
         if self.with_mask:
             gt_masks = [sample.gt_instances.masks for sample in batch_data_samples]
-        proposals = [res.bboxes for res in rpn_results_list]
         losses = {}
         for stage in range(self.num_stages):
             sampling_results = self.assign_and_sample(
@@ -173,18 +168,11 @@ class CascadeRoIHead(BaseRoIHead):
         return self.mask_head[stage].loss(mask_preds, sampling_results, gt_masks)
 
     # ----------------------------------------------------------------------------- inference
-    def predict_bbox(
-        self,
-        x: tuple[Tensor, ...],
-        metas: list[dict],
-        proposals: list[Tensor],
-        rescale: bool = True,
-    ) -> list[InstanceData]:
-        """Proposals [Ni, 4] per image -> detections (``bboxes``, ``scores``, ``labels``)."""
-        rois = bbox2roi(proposals)
-        if rois.size(0) == 0:
-            return [empty_detections(rois.device) for _ in metas]
-        counts = [len(p) for p in proposals]
+    def score_rois(
+        self, x: tuple[Tensor, ...], rois: Tensor, counts: list[int], metas: list[dict]
+    ) -> tuple[ConvFCBBoxHead, Tensor, Tensor, Tensor]:
+        """RoIs [K, 5] through every stage, each refining the boxes of the next: the last
+        stage's head and RoIs, the class scores averaged over stages and the last deltas."""
         stage_scores = []
         for stage in range(self.num_stages):
             cls_score, bbox_pred = self.bbox_forward(x, rois, stage)
@@ -206,10 +194,7 @@ class CascadeRoIHead(BaseRoIHead):
                     )
                 ]
                 rois = torch.cat([rois[:, :1], torch.cat(boxes).to(rois.dtype)], dim=1)
-        cls_score = torch.stack(stage_scores).mean(0)
-        return self.detections_per_image(
-            self.bbox_head[-1], rois, cls_score, bbox_pred, counts, metas, rescale
-        )
+        return self.bbox_head[-1], rois, torch.stack(stage_scores).mean(0), bbox_pred
 
     def predict_mask_probs(self, x: tuple[Tensor, ...], rois: Tensor, labels: Tensor) -> Tensor:
         """RoIs [K, 5], labels [K] -> mean over stages of the label's mask probability [K, s, s]."""

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from mmengine.config import ConfigDict
-from mmengine.structures import InstanceData
 from torch import Tensor
 
 from instseg.models.roi_heads.base_roi_head import (
     BaseRoIHead,
     check_num_classes,
-    empty_detections,
 )
+from instseg.models.roi_heads.bbox_heads import ConvFCBBoxHead
 from instseg.models.task_modules import SamplingResult
 from instseg.registry import MODELS, TASK_UTILS
 from instseg.structures import BaseInstanceMasks
@@ -51,14 +50,10 @@ class StandardRoIHead(BaseRoIHead):
             self.bbox_sampler = TASK_UTILS.build(train_cfg['sampler'])
 
     # ----------------------------------------------------------------------------- training
-    def loss(
-        self,
-        x: tuple[Tensor, ...],
-        rpn_results_list: list[InstanceData],
-        batch_data_samples: SampleList,
+    def loss_by_proposals(
+        self, x: tuple[Tensor, ...], proposals: list[Tensor], batch_data_samples: SampleList
     ) -> dict[str, Tensor]:
-        """Box and mask losses for one batch. ``rpn_results_list`` holds ``bboxes`` per image."""
-        proposals = [res.bboxes for res in rpn_results_list]
+        """Box and mask losses for one batch from proposal ``bboxes`` [Ni, 4] per image."""
         sampling_results = self.assign_and_sample(
             proposals, batch_data_samples, self.bbox_assigner, self.bbox_sampler
         )
@@ -102,22 +97,12 @@ class StandardRoIHead(BaseRoIHead):
         return self.mask_head.loss(mask_preds, sampling_results, gt_masks)
 
     # ----------------------------------------------------------------------------- inference
-    def predict_bbox(
-        self,
-        x: tuple[Tensor, ...],
-        metas: list[dict],
-        proposals: list[Tensor],
-        rescale: bool = True,
-    ) -> list[InstanceData]:
-        """Proposals [Ni, 4] per image -> detections (``bboxes``, ``scores``, ``labels``)."""
-        rois = bbox2roi(proposals)
-        if rois.size(0) == 0:
-            return [empty_detections(rois.device) for _ in metas]
+    def score_rois(
+        self, x: tuple[Tensor, ...], rois: Tensor, counts: list[int], metas: list[dict]
+    ) -> tuple[ConvFCBBoxHead, Tensor, Tensor, Tensor]:
+        """RoIs [K, 5] -> the box head, the same RoIs, class scores and box deltas."""
         cls_score, bbox_pred = self.bbox_forward(x, rois)
-        counts = [len(p) for p in proposals]
-        return self.detections_per_image(
-            self.bbox_head, rois, cls_score, bbox_pred, counts, metas, rescale
-        )
+        return self.bbox_head, rois, cls_score, bbox_pred
 
     def predict_mask_probs(self, x: tuple[Tensor, ...], rois: Tensor, labels: Tensor) -> Tensor:
         """RoIs [K, 5] and their labels [K] -> fp32 mask probabilities [K, s, s] of those labels."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -12,6 +11,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor, nn
 from torchvision.ops import batched_nms, box_iou
 
+from instseg.models.test_time_augs.wrapped_detector import build_wrapped_detector
 from instseg.registry import MODELS
 from instseg.structures import DetDataSample, PredictedMasks
 
@@ -142,12 +142,7 @@ class DetTTAModel(BaseTTAModel):
         tta_cfg: dict | None = None,
         data_preprocessor: dict | nn.Module | None = None,
     ) -> None:
-        if isinstance(module, dict):
-            module = copy.deepcopy(module)
-            if data_preprocessor is not None:
-                module['data_preprocessor'] = data_preprocessor
-            module = MODELS.build(module)
-        super().__init__(module=module)
+        super().__init__(module=build_wrapped_detector(module, data_preprocessor))
         cfg = dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=100)
         cfg.update(tta_cfg or {})
         if cfg['nms'].get('type', 'nms') != 'nms' or 'iou_threshold' not in cfg['nms']:

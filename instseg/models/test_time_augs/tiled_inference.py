@@ -15,6 +15,7 @@ from mmengine.structures import InstanceData
 from torch import nn
 
 from instseg.datasets.large_image import LargeImage
+from instseg.models.test_time_augs.wrapped_detector import build_wrapped_detector
 from instseg.registry import MODELS, TRANSFORMS
 from instseg.structures import DetDataSample, PredictedMasks
 from instseg.structures.tile_merge import merge_tile_detections
@@ -69,12 +70,7 @@ class TiledInferenceModel(BaseTTAModel):
         progress: bool = False,
         data_preprocessor: dict | None = None,
     ) -> None:
-        if isinstance(module, dict):
-            module = copy.deepcopy(module)
-            if data_preprocessor is not None:
-                module['data_preprocessor'] = data_preprocessor
-            module = MODELS.build(module)
-        super().__init__(module=module)
+        super().__init__(module=build_wrapped_detector(module, data_preprocessor))
         self.tile_size = as_tile_size(tile_size, 'tile size')
         tile_windows(*self.tile_size, self.tile_size, overlap)  # checks overlap < tile size
         if batch_size < 1:

@@ -16,11 +16,7 @@ class PseudoSampler:
     """Take every positive and every negative prior; no gts are added (for dense heads)."""
 
     def sample(
-        self,
-        assign_result: AssignResult,
-        priors: Tensor,
-        gt_bboxes: Tensor,
-        gt_labels: Tensor,
+        self, assign_result: AssignResult, priors: Tensor, gt_bboxes: Tensor, gt_labels: Tensor
     ) -> SamplingResult:
         """Wrap ``assign_result`` for ``priors [N, 4]`` and ``gt_bboxes [M, 4]`` as a result."""
         check_sample_inputs(assign_result, priors, gt_bboxes, gt_labels, 'PseudoSampler')

@@ -51,11 +51,7 @@ class RandomSampler:
         self.add_gt_as_proposals = add_gt_as_proposals
 
     def sample(
-        self,
-        assign_result: AssignResult,
-        priors: Tensor,
-        gt_bboxes: Tensor,
-        gt_labels: Tensor,
+        self, assign_result: AssignResult, priors: Tensor, gt_bboxes: Tensor, gt_labels: Tensor
     ) -> SamplingResult:
         """Sample from ``priors [N, 4]`` assigned to ``gt_bboxes [M, 4]`` / ``gt_labels [M]``.
 
